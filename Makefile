@@ -1,0 +1,52 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    the service on its embedded default (no cluster needed)
+#   make test   every test: lint, types, layering, unit, integration (real Prometheus x3, real MLflow), e2e
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROM_DIR := .cache/prometheus
+PROM := $(PROM_DIR)/usr/bin/prometheus
+
+.PHONY: run test lint stack-up stack-down bench lock clean
+
+run: $(VENV)/.installed
+	$(BIN)/icos-intel run $(ARGS)
+
+test: $(VENV)/.installed $(PROM) lint
+	$(BIN)/python -m tests.stack up
+	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(BIN)/python -m tests.stack down; exit $$status
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
+
+stack-up: $(VENV)/.installed $(PROM)
+	$(BIN)/python -m tests.stack up
+
+stack-down: $(VENV)/.installed
+	$(BIN)/python -m tests.stack down
+
+# The Python environment: pinned by requirements.lock, installed with uv (seconds instead of minutes).
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv
+	$(BIN)/python -m uv pip install -q --python $(BIN)/python --compile-bytecode -r requirements.lock
+	$(BIN)/python -m uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+# Prometheus and promtool from Debian's package, unpacked locally (they need only libc).
+$(PROM):
+	mkdir -p $(PROM_DIR)
+	cd $(PROM_DIR) && (apt-get download prometheus 2>/dev/null || (apt-get update -qq && apt-get download prometheus))
+	dpkg-deb -x $(PROM_DIR)/prometheus_*.deb $(PROM_DIR)
+	$(PROM) --version | head -1
+
+lock:
+	$(BIN)/python -m uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	-$(BIN)/python -m tests.stack down
+	rm -rf $(VENV) $(PROM_DIR) tests/.stack .icos-state

@@ -1,0 +1,163 @@
+"""``icos-intel``: run the service, backtest models, check configuration.
+
+Imports are lazy so that ``config`` and ``backtest`` start fast (no MLflow, no
+Kubernetes, no web server imported for them).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from intelligence.settings import Settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="icos-intelligence: forecasts, anomalies and recommendations for the ICOS continuum.",
+)
+config_app = typer.Typer(no_args_is_help=True, help="Validate configuration or print a commented example.")
+app.add_typer(config_app, name="config")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _load(config: Path | None, **overrides: object) -> Settings:
+    from intelligence.settings import ConfigError, load_settings
+
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("uvicorn.access", "alembic", "mlflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def run(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML settings file; none = embedded default")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default 8080; 0 picks a free one)")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="Local state directory (default ./.icos-state)")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Run the service. With no configuration: the embedded simulated continuum of three clusters."""
+    settings = _load(config, **{"api.host": host, "api.port": port, "storage.state_dir": state_dir})
+    _setup_logging(log_level)
+    import uvicorn
+
+    from api.app import create_app
+    from intelligence.service import StartupError, build_service
+
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in settings.api.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.api.host, settings.api.port))
+        sock.listen(2048)  # connections wait in the backlog until the server accepts them
+    except OSError as exc:
+        raise _fail(f"api: cannot listen on {settings.api.host}:{settings.api.port}: {exc.strerror}") from None
+    try:
+        service = build_service(settings)
+    except StartupError as exc:
+        sock.close()
+        raise _fail(f"cannot start: {exc}") from None
+    bound_host, bound_port = sock.getsockname()[:2]
+    base = f"http://{bound_host if ':' not in bound_host else f'[{bound_host}]'}:{bound_port}"
+    what = (
+        f"the embedded simulated continuum (cloud-1, fog-1, edge-1), {settings.simulation.speed:g}x real time"
+        if settings.embedded
+        else f"{len(settings.clusters)} cluster(s): {', '.join(c.name for c in settings.clusters)}"
+    )
+    typer.echo(
+        f"icos-intelligence: {what}; mode {settings.policy.mode.value}\n"
+        f"  forecasts        {base}/v1/forecasts\n"
+        f"  anomalies        {base}/v1/anomalies\n"
+        f"  recommendations  {base}/v1/recommendations\n"
+        f"  health           {base}/healthz\n"
+        f"  metrics          {base}/metrics     API docs {base}/docs\n"
+        f"  state            {settings.storage.state_dir.resolve()}"
+        f"\n  MLflow           {settings.mlflow_uri if settings.mlflow.enabled else 'disabled'}\n"
+        "Press Ctrl-C to stop.",
+        err=True,
+    )
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, service=service), log_level="warning", lifespan="on"))
+    service.start()
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn shut down gracefully, then re-raised Ctrl-C: that is a clean stop
+    finally:
+        service.stop()
+        typer.echo("icos-intelligence stopped; state saved.", err=True)
+
+
+@app.command()
+def backtest(
+    input: Annotated[Path, typer.Option("--input", "-i", help="CSV: timestamp, then value column(s)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV with scores, forecasts and bands")],
+    tasks: Annotated[str, typer.Option(help="anomaly,forecast or one of them")] = "anomaly,forecast",
+    horizon: Annotated[int, typer.Option(min=0, help="Steps ahead (0 = no forecast columns)")] = 12,
+    forecast_start: Annotated[int, typer.Option(min=0, help="First row that needs forecasts")] = 0,
+    forecast_every: Annotated[int, typer.Option(min=1, help="Forecast every K rows from --forecast-start")] = 1,
+    forecaster: Annotated[str, typer.Option(help="Forecaster kind")] = "seasonal_holt",
+    detector: Annotated[str, typer.Option(help="Detector kind")] = "residual_robust",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the accuracy figures as JSON")] = None,
+) -> None:
+    """Evaluate models on your own data, strictly online (no look-ahead)."""
+    from intelligence.backtest import BacktestError, BacktestOptions, run_backtest
+
+    wanted = {t.strip() for t in tasks.split(",") if t.strip()}
+    if not wanted or not wanted <= {"anomaly", "forecast"}:
+        raise _fail(f"--tasks: expected anomaly, forecast or both, got {tasks!r}")
+    options = BacktestOptions(
+        horizon=horizon if "forecast" in wanted else 0,
+        anomaly="anomaly" in wanted,
+        forecast_start=forecast_start,
+        forecast_every=forecast_every,
+        forecaster=forecaster,
+        detector=detector,
+    )
+    try:
+        summary = run_backtest(input, output, options, json_out=json_out)
+    except BacktestError as exc:
+        raise _fail(f"backtest: {exc}") from None
+    typer.echo(summary, err=True)
+
+
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="YAML settings file")]) -> None:
+    """Validate FILE (and the ICOS_* environment); one line per problem."""
+    settings = _load(file)
+    source = "embedded simulated continuum" if settings.embedded else f"{len(settings.clusters)} cluster(s)"
+    typer.echo(f"{file}: valid ({source}, {len(settings.signals)} signal(s), mode {settings.policy.mode.value})")
+
+
+@config_app.command("example")
+def config_example() -> None:
+    """Print a commented example configuration."""
+    from importlib.resources import files
+
+    typer.echo(files("intelligence").joinpath("example-config.yaml").read_text(encoding="utf-8"), nl=False)
+
+
+def main() -> None:
+    app()

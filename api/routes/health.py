@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Response
+
+from api.deps import ServiceDep
+from api.schemas import ClusterHealthOut, ComponentHealth, HealthOut
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=HealthOut, summary="Liveness and the health of every dependency")
+def healthz(service: ServiceDep, response: Response) -> HealthOut:
+    status = service.engine.status
+    clusters = [
+        ClusterHealthOut(
+            cluster=h.cluster,
+            tier=h.tier.value,
+            state=h.state.value,
+            last_success=datetime.fromtimestamp(h.last_success, UTC) if h.last_success else None,
+            last_error=h.last_error,
+            latency_seconds=h.latency_seconds,
+            series=h.series,
+        )
+        for h in status.health
+    ]
+    tracker = service.tracker.health() if service.tracker is not None else None
+    mlflow = (
+        ComponentHealth(state=tracker.state, detail=tracker.detail) if tracker else ComponentHealth(state="disabled")
+    )
+    degraded = (
+        status.last_error is not None
+        or any(c.state in ("down", "degraded", "stale") for c in clusters)
+        or mlflow.state == "degraded"
+    )
+    overall = "starting" if status.steps == 0 else ("degraded" if degraded else "ok")
+    return HealthOut(
+        status=overall,
+        mode=service.settings.policy.mode.value,
+        embedded=service.settings.embedded,
+        engine={
+            "steps": status.steps,
+            "samples": status.samples,
+            "series": len(service.engine.bank),
+            "last_step_at": datetime.fromtimestamp(status.last_step_at, UTC) if status.last_step_at else None,
+            "last_step_seconds": round(status.last_step_seconds, 6),
+            "last_error": status.last_error,
+            "shard": f"{service.engine.shard_index}/{service.engine.shard_count}",
+        },
+        clusters=clusters,
+        mlflow=mlflow,
+    )

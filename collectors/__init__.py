@@ -1,0 +1,1 @@
+"""Collectors: pull samples of every series from the clusters of the continuum."""

@@ -1,0 +1,79 @@
+"""What every collector returns, and the interface the engine polls."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from intelligence.domain import SeriesKey, Tier
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesBatch:
+    """New samples of one series: strictly increasing timestamps (epoch s), float values (NaN = missing)."""
+
+    key: SeriesKey
+    timestamps: np.ndarray
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.timestamps.shape != self.values.shape or self.timestamps.ndim != 1:
+            raise ValueError(f"{self.key}: timestamps and values must be 1-d arrays of equal length")
+
+    def __len__(self) -> int:
+        return int(self.timestamps.shape[0])
+
+
+class HealthState(enum.StrEnum):
+    UP = "up"  # last pull succeeded
+    DEGRADED = "degraded"  # some signals failed, or retries were needed
+    DOWN = "down"  # the last pulls failed
+    STALE = "stale"  # answered, but no new sample for longer than expected
+    UNKNOWN = "unknown"  # not polled yet
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterHealth:
+    cluster: str
+    tier: Tier
+    state: HealthState
+    last_success: float | None = None
+    last_error: str | None = None
+    latency_seconds: float | None = None
+    series: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    batches: Sequence[SeriesBatch]
+    health: Sequence[ClusterHealth] = field(default_factory=tuple)
+
+    @property
+    def samples(self) -> int:
+        return sum(len(b) for b in self.batches)
+
+
+class Collector(Protocol):
+    """Polled by the engine with the current time; returns only samples not returned before."""
+
+    def pull(self, now: float) -> PullResult: ...
+
+    def close(self) -> None: ...
+
+
+def normalise(key: SeriesKey, timestamps: np.ndarray, values: np.ndarray) -> SeriesBatch:
+    """Sort by time, keep the last value of duplicated timestamps, map +-Inf to NaN."""
+    ts = np.asarray(timestamps, dtype=np.float64)
+    vs = np.asarray(values, dtype=np.float64)
+    if ts.size > 1 and not bool(np.all(ts[1:] > ts[:-1])):
+        order = np.argsort(ts, kind="stable")
+        ts, vs = ts[order], vs[order]
+        keep = np.ones(ts.size, dtype=bool)
+        keep[:-1] = ts[1:] != ts[:-1]  # the last of equal timestamps wins
+        ts, vs = ts[keep], vs[keep]
+    vs = np.where(np.isfinite(vs), vs, np.nan)
+    return SeriesBatch(key, ts, vs)

@@ -1,0 +1,1 @@
+"""icos-intelligence: the deciding layer (domain types, engine, stores, policies, actuator)."""

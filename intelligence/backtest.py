@@ -1,0 +1,237 @@
+"""Backtests: run forecaster and detector over a CSV, strictly online, and measure accuracy.
+
+Each value column is an independent series with fresh models. At row t the
+forecasts written are made from rows before t, the anomaly score uses rows up to
+and including t, then row t is learnt. No state is shared between series.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.registry import BadModelParams, UnknownModelKind, make_detector, make_forecaster
+
+
+class BacktestError(Exception):
+    """Bad input or options; the message names the file, row and column."""
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestOptions:
+    horizon: int = 12
+    anomaly: bool = True
+    forecast_start: int = 0
+    forecast_every: int = 1
+    forecaster: str = "seasonal_holt"
+    detector: str = "residual_robust"
+    interval: float = 0.9
+    anomaly_threshold: float = 0.7
+
+
+def parse_timestamp(text: str, where: str) -> float:
+    """ISO 8601 (``Z``, ``+00:00``, or a space for ``T``; naive means UTC) or epoch seconds."""
+    raw = text.strip()
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(raw.replace(" ", "T", 1).replace("Z", "+00:00"))
+    except ValueError:
+        raise BacktestError(f"{where}: timestamp {raw!r} is neither ISO 8601 nor epoch seconds") from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def read_csv(path: Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    """Returns (raw timestamps, epoch seconds, series names, values[rows, series]); empty cell = NaN."""
+    try:
+        fh = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise BacktestError(f"{path}: cannot read: {exc.strerror}") from None
+    with fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if not header:
+            raise BacktestError(f"{path}: empty file, expected a header row")
+        header = [h.strip() for h in header]
+        if header[0].lower() != "timestamp":
+            raise BacktestError(f"{path}: first column must be 'timestamp', got {header[0]!r}")
+        names = header[1:]
+        if not names:
+            raise BacktestError(f"{path}: no value column after 'timestamp'")
+        if len(set(names)) != len(names):
+            raise BacktestError(f"{path}: duplicate column names in {names}")
+        raw_ts: list[str] = []
+        rows: list[list[float]] = []
+        for lineno, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                raise BacktestError(f"{path}, line {lineno}: {len(row)} cells, header has {len(header)}")
+            raw_ts.append(row[0])
+            values = []
+            for name, cell in zip(names, row[1:], strict=True):
+                cell = cell.strip()
+                try:
+                    values.append(float(cell) if cell else math.nan)
+                except ValueError:
+                    raise BacktestError(f"{path}, line {lineno}, column {name!r}: {cell!r} is not a number") from None
+            rows.append(values)
+    if not rows:
+        raise BacktestError(f"{path}: no data rows")
+    epoch = np.array([parse_timestamp(t, f"{path}, line {i + 2}") for i, t in enumerate(raw_ts)])
+    return raw_ts, epoch, names, np.array(rows, dtype=np.float64)
+
+
+def infer_step(epoch: np.ndarray) -> float:
+    """Spacing of the rows: the median of the first (up to 50) positive gaps."""
+    gaps = np.diff(epoch[:51])
+    gaps = gaps[gaps > 0]
+    return float(np.median(gaps)) if gaps.size else 60.0
+
+
+@dataclass
+class SeriesResult:
+    name: str
+    scores: np.ndarray
+    yhat: np.ndarray  # [rows, horizon]
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+def run_series(name: str, epoch: np.ndarray, y: np.ndarray, step: float, options: BacktestOptions) -> SeriesResult:
+    n, h = len(y), options.horizon
+    try:
+        forecaster = make_forecaster(
+            options.forecaster, step_seconds=step, horizon=max(h, 1), interval=options.interval
+        )
+        detector = make_detector(options.detector)
+    except (UnknownModelKind, BadModelParams) as exc:
+        raise BacktestError(str(exc)) from None
+    scores = np.full(n, np.nan)
+    yhat = np.full((n, h), np.nan)
+    lo = np.full((n, h), np.nan)
+    hi = np.full((n, h), np.nan)
+    for t in range(n):
+        if h and t >= options.forecast_start and (t - options.forecast_start) % options.forecast_every == 0:
+            fc = forecaster.forecast(h)  # from rows before t only
+            yhat[t], lo[t], hi[t] = fc.point, fc.lower, fc.upper
+        value = float(y[t])
+        if options.anomaly and math.isfinite(value):
+            expected = forecaster.expect(float(epoch[t]))
+            scores[t], _ = detector.score_one(float(epoch[t]), value, expected)
+            detector.learn_one(float(epoch[t]), value, expected)
+        forecaster.learn_one(float(epoch[t]), value)
+    return SeriesResult(name, scores, yhat, lo, hi)
+
+
+def accuracy(y: np.ndarray, r: SeriesResult, threshold: float) -> dict[str, float]:
+    """MASE (scaled by the in-sample one-step naive MAE), sMAPE (%), band coverage, anomaly count."""
+    n, h = r.yhat.shape
+    actual = np.full((n, h), np.nan)
+    for k in range(h):
+        actual[: n - k, k] = y[k:]
+    ok = np.isfinite(actual) & np.isfinite(r.yhat)
+    out: dict[str, float] = {"anomalies": float(np.sum(r.scores >= threshold))}
+    if ok.any():
+        err = np.abs(actual - r.yhat)[ok]
+        finite = y[np.isfinite(y)]
+        naive = np.mean(np.abs(np.diff(finite))) if finite.size > 1 else math.nan
+        denom = (np.abs(actual) + np.abs(r.yhat))[ok]
+        out["mase"] = float(np.mean(err) / naive) if naive and naive > 0 else math.nan
+        out["smape"] = float(100.0 * np.mean(np.where(denom > 0, 2.0 * err / np.where(denom > 0, denom, 1), 0.0)))
+        band = ok & np.isfinite(r.lo) & np.isfinite(r.hi)
+        out["coverage"] = (
+            float(np.mean((actual[band] >= r.lo[band]) & (actual[band] <= r.hi[band]))) if band.any() else math.nan
+        )
+        out["forecasts"] = float(ok.sum())
+    return out
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN is not JSON: write null."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _cell(v: float) -> str:
+    return "" if not math.isfinite(v) else f"{v:.6g}"
+
+
+def _rows(
+    raw_ts: list[str], names: list[str], values: np.ndarray, results: list[SeriesResult], options: BacktestOptions
+) -> Iterator[list[str]]:
+    for t, stamp in enumerate(raw_ts):
+        for j, r in enumerate(results):
+            row = [stamp, names[j], _cell(values[t, j]), _cell(r.scores[t]) if options.anomaly else ""]
+            if options.horizon:
+                row += [_cell(v) for v in r.yhat[t]] + [_cell(v) for v in r.lo[t]] + [_cell(v) for v in r.hi[t]]
+            yield row
+
+
+def run_backtest(input_path: Path, output_path: Path, options: BacktestOptions, json_out: Path | None = None) -> str:
+    from rich.progress import Progress
+
+    raw_ts, epoch, names, values = read_csv(input_path)
+    step = infer_step(epoch)
+    results: list[SeriesResult] = []
+    figures: dict[str, dict[str, float]] = {}
+    with Progress(transient=True, console=None, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task(f"backtest {input_path.name}", total=len(names))
+        for j, name in enumerate(names):
+            r = run_series(name, epoch, values[:, j], step, options)
+            results.append(r)
+            figures[name] = accuracy(values[:, j], r, options.anomaly_threshold)
+            progress.advance(task)
+    header = ["timestamp", "series", "value", "anomaly_score"]
+    h = options.horizon
+    header += (
+        [f"yhat_{k}" for k in range(1, h + 1)]
+        + [f"lo_{k}" for k in range(1, h + 1)]
+        + [f"hi_{k}" for k in range(1, h + 1)]
+    )
+    try:
+        with output_path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(_rows(raw_ts, names, values, results, options))
+    except OSError as exc:
+        raise BacktestError(f"{output_path}: cannot write: {exc.strerror}") from None
+
+    def mean_of(metric: str) -> float:
+        vals = [f[metric] for f in figures.values() if metric in f and math.isfinite(f[metric])]
+        return statistics.fmean(vals) if vals else math.nan
+
+    overall = {m: mean_of(m) for m in ("mase", "smape", "coverage")}
+    overall["anomalies"] = sum(f["anomalies"] for f in figures.values())
+    if json_out is not None:
+        payload = {
+            "input": str(input_path),
+            "step_seconds": step,
+            "options": asdict(options),
+            "overall": overall,
+            "series": figures,
+        }
+        json_out.write_text(json.dumps(_json_safe(payload), indent=2), encoding="utf-8")
+    lines = [f"{len(names)} series x {len(raw_ts)} rows, step {step:g}s, {options.forecaster} + {options.detector}"]
+    lines.append(f"{'series':<24} {'MASE':>7} {'sMAPE%':>7} {'cover':>6} {'anom':>5}")
+    for name, f in [*list(figures.items()), ("mean / total", overall)]:
+        lines.append(
+            f"{name[:24]:<24} {f.get('mase', math.nan):7.3f} {f.get('smape', math.nan):7.2f} "
+            f"{f.get('coverage', math.nan):6.3f} {int(f.get('anomalies', 0)):5d}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+"""Time as an argument: the engine and the decider never read the wall clock themselves."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Current time in epoch seconds (UTC)."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+
+class ScaledClock:
+    """Simulated time running ``speed`` times faster than real time from ``start``."""
+
+    def __init__(self, start: float, speed: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._start = start
+        self._speed = speed
+        self._monotonic = monotonic
+        self._t0 = monotonic()
+
+    def now(self) -> float:
+        return self._start + (self._monotonic() - self._t0) * self._speed
+
+
+class ManualClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: float) -> None:
+        self._now = start
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> float:
+        self._now += seconds
+        return self._now

@@ -1,0 +1,175 @@
+"""The decider: a pure function from (state, forecasts, policy, now) to decisions.
+
+No I/O and no clock reads. "Not enough data" and "too uncertain" are normal
+outcomes carried in :class:`Decision`, not exceptions.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from intelligence.domain import ActionKind, Explanation, Forecast, Recommendation, WorkloadRef
+from intelligence.settings import KnativeScalingPolicy
+
+RULE_PREDICTIVE_FLOOR = "knative.predictive-min-scale"
+
+
+class Outcome(enum.StrEnum):
+    RECOMMEND = "recommend"
+    HOLD = "hold"
+    INSUFFICIENT_DATA = "insufficient-data"
+    TOO_UNCERTAIN = "too-uncertain"
+
+
+@dataclass(frozen=True, slots=True)
+class FloorState:
+    """The min-scale currently in force (or last recommended) for a Knative service."""
+
+    min_scale: int
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    target: WorkloadRef
+    outcome: Outcome
+    explanation: Explanation
+    recommendation: Recommendation | None = None
+
+
+def _hold(target: WorkloadRef, outcome: Outcome, summary: str, inputs: Mapping[str, object]) -> Decision:
+    return Decision(target, outcome, Explanation(RULE_PREDICTIVE_FLOOR, summary, dict(inputs)))
+
+
+def decide_knative_floor(
+    forecast: Forecast | None,
+    target: WorkloadRef,
+    floor: FloorState,
+    policy: KnativeScalingPolicy,
+    now: datetime,
+    ttl: timedelta,
+) -> Decision:
+    """Raise min-scale ahead of a forecast peak; lower it slowly ("predict up, react down").
+
+    The replicas needed are the upper quantile of the forecast request rate over the
+    whole horizon divided by the per-replica target, so the floor is up before the
+    peak; the horizon must be longer than the cold start, or it cannot be ahead.
+    Lowering waits ``scale_down_delay_minutes`` after any change and then goes at
+    most ``scale_down_per_hour`` replicas per hour.
+    """
+    if forecast is None or forecast.horizon == 0:
+        return _hold(target, Outcome.INSUFFICIENT_DATA, "no forecast yet", {})
+    if policy.quantile not in forecast.quantiles:
+        return _hold(
+            target,
+            Outcome.INSUFFICIENT_DATA,
+            f"forecast has no {policy.quantile} quantile yet (band not calibrated)",
+            {"quantiles": sorted(forecast.quantiles)},
+        )
+    if forecast.horizon * forecast.step_seconds < policy.cold_start_seconds:
+        return _hold(
+            target,
+            Outcome.INSUFFICIENT_DATA,
+            f"horizon {forecast.horizon * forecast.step_seconds:g}s is shorter than the cold start "
+            f"{policy.cold_start_seconds:g}s: cannot act ahead of time",
+            {},
+        )
+    upper = forecast.upper(policy.quantile)
+    peak_index = max(range(forecast.horizon), key=lambda k: upper[k])
+    peak, peak_point = upper[peak_index], forecast.point[peak_index]
+    if not (math.isfinite(peak) and math.isfinite(peak_point)):
+        return _hold(target, Outcome.INSUFFICIENT_DATA, "forecast is not finite", {})
+    peak = max(peak, 0.0)
+    scale = max(abs(peak_point), policy.target_per_replica)
+    relative_band = (peak - max(peak_point, 0.0)) / scale
+    peak_at = datetime.fromtimestamp(forecast.timestamps()[peak_index], tz=now.tzinfo)
+    inputs: dict[str, object] = {
+        "series": str(forecast.key),
+        "forecast_origin": datetime.fromtimestamp(forecast.origin, tz=now.tzinfo).isoformat(),
+        "peak_at": peak_at.isoformat(),
+        "peak_point": round(peak_point, 4),
+        f"peak_q{policy.quantile}": round(peak, 4),
+        "target_per_replica": policy.target_per_replica,
+        "current_min_scale": floor.min_scale,
+        "bounds": [policy.min_scale, policy.max_scale],
+        "cold_start_seconds": policy.cold_start_seconds,
+    }
+    if relative_band > policy.max_relative_band:
+        return _hold(
+            target,
+            Outcome.TOO_UNCERTAIN,
+            f"band {relative_band:.2f}x the forecast is wider than {policy.max_relative_band}x",
+            inputs,
+        )
+    needed = math.ceil(peak / policy.target_per_replica - 1e-9)
+    bounded = min(max(needed, policy.min_scale), policy.max_scale)
+    inputs["replicas_needed"] = needed
+    rejected: list[str] = []
+    if bounded != needed:
+        rejected.append(f"min-scale {needed}: outside bounds [{policy.min_scale}, {policy.max_scale}]")
+    current = floor.min_scale
+    if bounded > current:
+        proposal = min(bounded, current + policy.max_step_up)
+        if proposal < bounded:
+            rejected.append(f"min-scale {bounded} at once: step limit is +{policy.max_step_up}")
+        kind, verb = ActionKind.SCALE_UP, "raise"
+        effect = f"{proposal} replicas ready before {peak_at:%H:%M} for {peak:.1f} at q{policy.quantile}"
+    elif bounded < current:
+        hours = (now - floor.changed_at).total_seconds() / 3600.0 if floor.changed_at else math.inf
+        allowed = math.inf if math.isinf(hours) else math.floor(policy.scale_down_per_hour * hours)
+        if hours * 60.0 < policy.scale_down_delay_minutes or allowed < 1:
+            return _hold(
+                target,
+                Outcome.HOLD,
+                f"would lower min-scale to {bounded}, but the floor changed {hours * 60:.0f} min ago "
+                f"(delay {policy.scale_down_delay_minutes:g} min, at most {policy.scale_down_per_hour}/h down)",
+                inputs,
+            )
+        proposal = int(max(bounded, current - allowed))
+        if proposal > bounded:
+            rejected.append(f"min-scale {bounded} at once: lowered by at most {policy.scale_down_per_hour} per hour")
+        kind, verb = ActionKind.SCALE_DOWN, "lower"
+        effect = f"release {current - proposal} idle replica(s); peak {peak:.1f} still fits {proposal} replicas"
+    else:
+        return _hold(target, Outcome.HOLD, f"min-scale {current} already fits the forecast peak", inputs)
+    explanation = Explanation(
+        rule=RULE_PREDICTIVE_FLOOR,
+        summary=f"{verb} min-scale of {target} from {current} to {proposal}: forecast "
+        f"q{policy.quantile} {peak:.1f} at {peak_at:%H:%M} / {policy.target_per_replica:g} per replica",
+        inputs=inputs,
+        rejected=tuple(rejected),
+        expected_effect=effect,
+    )
+    confidence = max(0.0, min(1.0, 1.0 - relative_band / policy.max_relative_band))
+    recommendation = Recommendation(
+        kind=kind,
+        target=target,
+        params={"min_scale": proposal},
+        created_at=now,
+        confidence=round(confidence, 3),
+        explanation=explanation,
+        valid_until=now + ttl,
+    )
+    return Decision(target, Outcome.RECOMMEND, explanation, recommendation)
+
+
+def decide(
+    forecasts: Iterable[Forecast],
+    floors: Mapping[WorkloadRef, FloorState],
+    policy: KnativeScalingPolicy,
+    now: datetime,
+    ttl: timedelta,
+) -> list[Decision]:
+    """One decision per Knative workload whose ``policy.signal`` series is forecast."""
+    decisions = []
+    for fc in sorted(forecasts, key=lambda f: f.key):
+        if fc.key.signal != policy.signal:
+            continue
+        target = fc.key.workload
+        floor = floors.get(target, FloorState(policy.min_scale))
+        decisions.append(decide_knative_floor(fc, target, floor, policy, now, ttl))
+    return decisions

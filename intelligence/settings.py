@@ -1,0 +1,332 @@
+"""Service settings: one typed object, grouped, loaded from YAML with environment overrides.
+
+Precedence (highest first): environment variables ``ICOS_<GROUP>__<KEY>``, the YAML
+file given with ``--config``, then the defaults below. Every default explains
+itself; an empty ``clusters`` list selects the embedded simulated continuum.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from intelligence.domain import Mode, Tier
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_SIGNAL_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class ConfigError(Exception):
+    """Invalid configuration; ``problems`` has one line per bad key, naming it and its value."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"invalid configuration in {source}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AuthSettings(_Group):
+    """How to authenticate to a cluster's metrics endpoint. Secrets come from files, never inline."""
+
+    bearer_token_file: Path | None = None
+    basic_user: str | None = None
+    basic_password_file: Path | None = None
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    verify_tls: bool = True  # turning this off is possible, never the default
+
+
+class ClusterSettings(_Group):
+    """One member of the continuum and its Prometheus / Thanos Query endpoint."""
+
+    name: str
+    url: str
+    tier: Tier = Tier.CLOUD
+    labels: dict[str, str] = Field(default_factory=dict)
+    # Thanos holding many clusters: the external label value selecting this one
+    # (e.g. {"cluster": "edge-1"}); added to every signal's selector.
+    selector: dict[str, str] = Field(default_factory=dict)
+    capacity_cores: float = Field(default=0.0, ge=0.0)  # 0 = unknown
+    timeout_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    @field_validator("name")
+    @classmethod
+    def _dns_name(cls, v: str) -> str:
+        if not _DNS_LABEL.match(v):
+            raise ValueError("must be a DNS-1123 label (lower case letters, digits and '-')")
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/")
+
+
+class SignalSettings(_Group):
+    """A named PromQL query and the labels that identify a workload in its result.
+
+    ``{selector}`` in the query is replaced by the cluster's selector (may be empty);
+    ``{window}`` by the rate window.
+    """
+
+    name: str
+    query: str
+    workload_labels: tuple[str, ...] = ("namespace", "workload")
+    unit: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _signal_name(cls, v: str) -> str:
+        if not _SIGNAL_NAME.match(v):
+            raise ValueError("must be a lower-case identifier ([a-z_][a-z0-9_]*)")
+        return v
+
+
+def _default_signals() -> list[SignalSettings]:
+    return [
+        SignalSettings(
+            name="cpu",
+            unit="cores",
+            query="sum by (namespace, workload) "
+            '(rate(container_cpu_usage_seconds_total{{container!=""{selector}}}[{window}]))',
+        ),
+        SignalSettings(
+            name="memory",
+            unit="bytes",
+            query='sum by (namespace, workload) (container_memory_working_set_bytes{{container!=""{selector}}})',
+        ),
+        SignalSettings(
+            name="requests",
+            unit="requests/s",
+            query="sum by (namespace, workload) (rate(revision_app_request_count{{{selector_bare}}}[{window}]))",
+        ),
+    ]
+
+
+class CollectionSettings(_Group):
+    """How often and how far back metrics are pulled."""
+
+    step_seconds: int = Field(default=60, ge=1, le=3600)  # spacing of every series the models see
+    rate_window: str = "5m"  # PromQL range of rate() in signal queries
+    backfill_hours: float = Field(default=48.0, ge=0.0, le=24 * 90)  # history pulled at start
+    max_workers: int = Field(default=8, ge=1, le=256)  # clusters polled in parallel
+
+
+class SimulationSettings(_Group):
+    """The embedded simulated continuum used when no cluster is configured."""
+
+    seed: int = 7
+    step_seconds: int = Field(default=300, ge=10)  # simulated spacing of samples
+    speed: float = Field(default=900.0, gt=0.0)  # simulated seconds per real second
+    history_hours: float = Field(default=48.0, ge=0.0)  # learnt at start, so models are warm
+    start_hour_utc: float = Field(default=5.5, ge=0.0, lt=24.0)  # simulated clock starts before the morning ramp
+
+
+class ModelSettings(_Group):
+    """Model kinds and their hyper-parameters, per signal if needed."""
+
+    forecaster: str = "seasonal_holt"
+    forecaster_params: dict[str, Any] = Field(default_factory=dict)
+    detector: str = "residual_robust"
+    detector_params: dict[str, Any] = Field(default_factory=dict)
+    per_signal: dict[str, dict[str, Any]] = Field(default_factory=dict)  # {"cpu": {"forecaster": ..., ...}}
+    horizon_steps: int = Field(default=12, ge=1, le=2016)
+    interval: float = Field(default=0.9, gt=0.0, lt=1.0)  # coverage of the prediction band
+    anomaly_threshold: float = Field(default=0.7, ge=0.0, le=1.0)  # score at or above it is an anomaly event
+    checkpoint_every_steps: int = Field(default=60, ge=1)
+
+
+class KnativeScalingPolicy(_Group):
+    """Predictive Knative scaling: raise min-scale before a forecast peak, lower it slowly."""
+
+    signal: str = "requests"
+    target_per_replica: float = Field(default=10.0, gt=0.0)  # requests/s one replica serves at target
+    quantile: float = Field(default=0.95, gt=0.5, lt=1.0)  # upper quantile of the forecast used
+    min_scale: int = Field(default=1, ge=0)
+    max_scale: int = Field(default=50, ge=1)
+    cold_start_seconds: float = Field(default=30.0, ge=0.0)  # lead time a new replica needs
+    max_step_up: int = Field(default=10, ge=1)  # most replicas added by one recommendation
+    scale_down_per_hour: int = Field(default=2, ge=0)  # "predict up, react down"
+    scale_down_delay_minutes: float = Field(default=60.0, ge=0.0)  # no lowering sooner after any change
+    max_relative_band: float = Field(default=1.5, gt=0.0)  # band wider than this x point: too uncertain
+
+    @model_validator(mode="after")
+    def _bounds(self) -> KnativeScalingPolicy:
+        if self.min_scale > self.max_scale:
+            raise ValueError(f"min_scale {self.min_scale} is above max_scale {self.max_scale}")
+        return self
+
+
+class PolicySettings(_Group):
+    mode: Mode = Mode.RECOMMEND
+    knative: KnativeScalingPolicy = Field(default_factory=KnativeScalingPolicy)
+    recommendation_ttl_minutes: float = Field(default=60.0, gt=0.0)
+
+
+class MlflowSettings(_Group):
+    """Model tracking. No URI: a local SQLite store in the state directory."""
+
+    enabled: bool = True
+    tracking_uri: str | None = None
+    experiment: str = "icos-intelligence"
+    log_every_steps: int = Field(default=30, ge=1)
+    timeout_seconds: float = Field(default=10.0, gt=0.0)
+
+
+class KubernetesSettings(_Group):
+    """Where the meta-kernel adapters act. Nothing is contacted in recommend mode."""
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+    in_cluster: bool = False
+
+
+class ApiSettings(_Group):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)  # 0 picks a free port
+    token_file: Path | None = None  # bearer token for the mutating endpoints
+
+
+class StorageSettings(_Group):
+    """Local state: checkpoints, the embedded MLflow store and the decision database."""
+
+    state_dir: Path = Path(".icos-state")
+    database_url: str | None = None  # SQLAlchemy URL; default sqlite in state_dir
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.state_dir / 'decisions.db').resolve()}"
+
+
+class EngineSettings(_Group):
+    """The loop, and sharding for scale-out (each replica owns hash(series) % shards == index)."""
+
+    shard_index: int = Field(default=0, ge=0)
+    shard_count: int = Field(default=1, ge=1)
+    anomaly_events_kept: int = Field(default=2000, ge=10)
+
+    @model_validator(mode="after")
+    def _shard(self) -> EngineSettings:
+        if self.shard_index >= self.shard_count:
+            raise ValueError(f"shard_index {self.shard_index} must be below shard_count {self.shard_count}")
+        return self
+
+
+class Settings(BaseSettings):
+    """Everything the service needs, validated once at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ICOS_", env_nested_delimiter="__", extra="forbid", frozen=True, validate_default=True
+    )
+
+    clusters: list[ClusterSettings] = Field(default_factory=list)
+    signals: list[SignalSettings] = Field(default_factory=_default_signals)
+    collection: CollectionSettings = Field(default_factory=CollectionSettings)
+    simulation: SimulationSettings = Field(default_factory=SimulationSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the YAML file (passed as init values).
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        for what, names in (("clusters", [c.name for c in self.clusters]), ("signals", [s.name for s in self.signals])):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{what}: duplicate name(s) {', '.join(dupes)}")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """No cluster configured: run the built-in simulated continuum."""
+        return not self.clusters
+
+    @property
+    def mlflow_uri(self) -> str:
+        """The tracking server, or the embedded SQLite store in the state directory."""
+        return self.mlflow.tracking_uri or f"sqlite:///{(self.storage.state_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def step_seconds(self) -> int:
+        return self.simulation.step_seconds if self.embedded else self.collection.step_seconds
+
+
+def _describe(error: Any) -> str:
+    loc = ""
+    for part in error.get("loc", ()):
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    loc = loc or "(top level)"
+    msg = str(error.get("msg", "invalid"))
+    if error.get("type") == "extra_forbidden":
+        return f"{loc}: unknown key"
+    if error.get("type") == "missing":
+        return f"{loc}: required key is missing"
+    value = error.get("input")
+    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return f"{loc}: {msg.removeprefix('Value error, ')} (got {shown})"
+
+
+def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from an optional YAML file, the environment and ``overrides``.
+
+    Raises :class:`ConfigError` with one message per problem.
+    """
+    source = str(path) if path else "defaults and environment"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(source, [f"cannot read the file: {exc.strerror or exc}"]) from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(source, [f"not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(source, [f"the top level must be a mapping of groups, got {type(loaded).__name__}"])
+        data = loaded
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(e) for e in exc.errors()]) from exc

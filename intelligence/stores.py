@@ -1,0 +1,94 @@
+"""In-memory stores of the latest forecasts and anomaly scores, safe to read from the API thread."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable
+
+from intelligence.domain import AnomalyScore, Forecast, SeriesKey
+
+
+def _matches(key: SeriesKey, cluster: str | None, signal: str | None, labels: dict[str, str]) -> bool:
+    if cluster is not None and key.cluster != cluster:
+        return False
+    if signal is not None and key.signal != signal:
+        return False
+    return all(key.label(name) == value for name, value in labels.items())
+
+
+class ForecastStore:
+    """The newest forecast of every series."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[SeriesKey, Forecast] = {}
+
+    def put_many(self, forecasts: Iterable[Forecast]) -> None:
+        with self._lock:
+            for fc in forecasts:
+                self._latest[fc.key] = fc
+
+    def drop(self, keys: Iterable[SeriesKey]) -> None:
+        with self._lock:
+            for key in keys:
+                self._latest.pop(key, None)
+
+    def get(self, key: SeriesKey) -> Forecast | None:
+        with self._lock:
+            return self._latest.get(key)
+
+    def query(self, cluster: str | None = None, signal: str | None = None, **labels: str) -> list[Forecast]:
+        with self._lock:
+            found = [fc for key, fc in self._latest.items() if _matches(key, cluster, signal, labels)]
+        return sorted(found, key=lambda fc: fc.key)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._latest)
+
+
+class AnomalyStore:
+    """The latest score of every series, and a bounded log of anomaly events (score >= threshold)."""
+
+    def __init__(self, threshold: float, keep: int = 2000) -> None:
+        self.threshold = threshold
+        self._lock = threading.Lock()
+        self._latest: dict[SeriesKey, AnomalyScore] = {}
+        self._events: deque[AnomalyScore] = deque(maxlen=keep)
+
+    def put_many(self, scores: Iterable[AnomalyScore]) -> list[AnomalyScore]:
+        """Record scores; returns the new anomaly events among them."""
+        events: list[AnomalyScore] = []
+        with self._lock:
+            for s in scores:
+                self._latest[s.key] = s
+                if s.score >= self.threshold:
+                    self._events.append(s)
+                    events.append(s)
+        return events
+
+    def latest(self, cluster: str | None = None, signal: str | None = None, **labels: str) -> list[AnomalyScore]:
+        with self._lock:
+            found = [s for key, s in self._latest.items() if _matches(key, cluster, signal, labels)]
+        return sorted(found, key=lambda s: s.key)
+
+    def events(
+        self,
+        since: float | None = None,
+        min_score: float | None = None,
+        cluster: str | None = None,
+        signal: str | None = None,
+        limit: int = 100,
+    ) -> list[AnomalyScore]:
+        """Anomaly events, newest first."""
+        with self._lock:
+            events = list(self._events)
+        out = [
+            e
+            for e in reversed(events)
+            if (since is None or e.timestamp >= since)
+            and (min_score is None or e.score >= min_score)
+            and _matches(e.key, cluster, signal, {})
+        ]
+        return out[:limit]

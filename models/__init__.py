@@ -1,0 +1,1 @@
+"""Models: online forecasters and anomaly detectors per series, the model bank, tracking."""

@@ -1,0 +1,162 @@
+"""Forecasters. ``seasonal_holt`` is the fast default of the embedded slice."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from models.base import Expectation, Params, PointForecast
+
+
+class SeasonalHolt(Params):
+    """Damped additive Holt-Winters on a time-indexed seasonal profile, with conformal bands.
+
+    The seasonal phase is taken from the timestamp, so gaps do not shift the season.
+    During the first season the level is the running mean and the profile what is
+    left of each sample (a fast start); then a phase seen ``n`` times learns at rate
+    ``max(gamma, 1/(n+1))``. Bands are empirical quantiles of the signed errors of
+    this model's own past forecasts, per step ahead (split-conformal, online).
+
+    >>> f = SeasonalHolt(step_seconds=60, season_seconds=600, horizon=3)
+    >>> for i in range(100):
+    ...     f.learn_one(i * 60.0, 10.0 + (i % 10))
+    >>> np.round(f.forecast(3).point, 1).tolist()
+    [10.0, 11.0, 12.0]
+    >>> f.learn_one(6000.0, float("nan"))  # missing values are skipped
+    >>> f.forecast(2).lower.shape
+    (2,)
+    """
+
+    def __init__(
+        self,
+        step_seconds: float = 60.0,
+        season_seconds: float = 86_400.0,
+        alpha: float = 0.3,
+        beta: float = 0.02,
+        gamma: float = 0.1,
+        phi: float = 0.95,
+        horizon: int = 12,
+        interval: float = 0.9,
+        window: int = 500,
+        min_errors: int = 20,
+    ) -> None:
+        self.step_seconds = step_seconds
+        self.season_seconds = season_seconds
+        self.alpha = alpha
+        self.beta = beta
+        self.gamma = gamma
+        self.phi = phi
+        self.horizon = horizon
+        self.interval = interval
+        self.window = window
+        self.min_errors = min_errors
+
+    # -- state -----------------------------------------------------------------
+    def _init_state(self, step: int, y: float) -> None:
+        period = max(1, round(self.season_seconds / self.step_seconds))
+        self.period_ = period
+        self.level_ = y
+        self.trend_ = 0.0
+        self.season_ = np.zeros(period)
+        self.season_seen_ = np.zeros(period, dtype=np.int64)
+        self.last_step_ = step
+        self.first_step_ = step
+        if period > 1:  # the first season's values, until the profile is initialised
+            self.season_[step % period] = y
+        self.season_seen_[step % period] = 1
+        self.errors_ = np.full((self.horizon, self.window), np.nan)  # signed errors per step ahead
+        self.error_pos_ = np.zeros(self.horizon, dtype=np.int64)
+        self.pending_: dict[int, np.ndarray] = {}  # origin step -> point forecasts made there
+        self.n_ = 1
+
+    def _step_of(self, t: float) -> int:
+        return round(t / self.step_seconds)
+
+    def _points(self, origin: int, horizon: int) -> np.ndarray:
+        h = np.arange(1, horizon + 1)
+        damp = np.cumsum(self.phi**h) if self.phi < 1.0 else h.astype(float)
+        phases = (origin + h) % self.period_
+        return self.level_ + damp * self.trend_ + self.season_[phases]
+
+    # -- protocol --------------------------------------------------------------
+    def learn_one(self, t: float, y: float) -> None:
+        if not math.isfinite(y):
+            return
+        step = self._step_of(t)
+        if not hasattr(self, "level_"):
+            self._init_state(step, y)
+            self.pending_[step] = self._points(step, self.horizon)
+            return
+        gap = step - self.last_step_
+        if gap <= 0:
+            return  # duplicate or out of order: the first value seen wins
+        for origin, points in list(self.pending_.items()):
+            ahead = step - origin
+            if ahead > self.horizon:
+                del self.pending_[origin]
+            elif ahead >= 1:
+                k = ahead - 1
+                self.errors_[k, self.error_pos_[k] % self.window] = y - points[k]
+                self.error_pos_[k] += 1
+        phase = step % self.period_
+        seen = self.season_seen_[phase]
+        if self.n_ < self.period_:
+            # first season: remember the values; at its end the level is their mean
+            # and the profile what is left (classical Holt-Winters initialisation)
+            self.season_[phase] = y
+            if self.n_ + 1 == self.period_ or step - self.first_step_ + 1 >= self.period_:
+                seen_mask = (self.season_seen_ > 0) | (np.arange(self.period_) == phase)
+                self.level_ = float(self.season_[seen_mask].mean())
+                self.season_ = np.where(seen_mask, self.season_ - self.level_, 0.0)
+                self.n_ = self.period_ - 1
+            else:
+                self.level_ = y
+        else:
+            damp = sum(self.phi**i for i in range(1, gap + 1))
+            base = self.level_ + damp * self.trend_
+            previous = self.level_
+            self.level_ = self.alpha * (y - self.season_[phase]) + (1.0 - self.alpha) * base
+            self.trend_ = self.beta * (self.level_ - previous) / gap + (1.0 - self.beta) * self.phi**gap * self.trend_
+            rate = max(self.gamma, 1.0 / (seen + 1.0))
+            self.season_[phase] += rate * (y - self.level_ - self.season_[phase])
+        self.season_seen_[phase] = seen + 1
+        self.last_step_ = step
+        self.n_ += 1
+        self.pending_[step] = self._points(step, self.horizon)
+
+    def _band(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        tail = (1.0 - self.interval) / 2.0
+        lo = np.full(horizon, np.nan)
+        hi = np.full(horizon, np.nan)
+        usable = min(horizon, self.horizon)
+        counts = np.minimum(self.error_pos_[:usable], self.window)
+        ok = counts >= self.min_errors
+        if ok.any():
+            q = np.nanquantile(self.errors_[:usable][ok], [tail, 1.0 - tail], axis=1)
+            lo[:usable][ok], hi[:usable][ok] = q[0], q[1]
+        if horizon > usable and ok.any():  # beyond the tracked horizon: widen the last band by sqrt(h)
+            last = np.flatnonzero(ok)[-1]
+            scale = np.sqrt(np.arange(usable + 1, horizon + 1) / (last + 1))
+            lo[usable:], hi[usable:] = lo[last] * scale, hi[last] * scale
+        return lo, hi
+
+    def forecast(self, horizon: int) -> PointForecast:
+        if not hasattr(self, "level_"):
+            empty = np.full(horizon, np.nan)
+            return PointForecast(empty, empty.copy(), empty.copy())
+        point = self._points(self.last_step_, horizon)
+        lo, hi = self._band(horizon)
+        return PointForecast(point, point + lo, point + hi)
+
+    def expect(self, t: float) -> Expectation | None:
+        if not hasattr(self, "level_"):
+            return None
+        ahead = self._step_of(t) - self.last_step_
+        if ahead < 1:
+            return None
+        fc = self.forecast(ahead)
+        return Expectation(float(fc.point[-1]), float(fc.lower[-1]), float(fc.upper[-1]))
+
+
+FORECASTERS: dict[str, type] = {"seasonal_holt": SeasonalHolt}

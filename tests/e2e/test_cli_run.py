@@ -1,0 +1,69 @@
+"""`icos-intel run` as a user runs it: the embedded default in a real process, then Ctrl-C."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ICOS_INTEL = str(Path(sys.executable).with_name("icos-intel"))
+
+
+def get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def test_run_serves_recommendations_then_stops_cleanly_on_ctrl_c(tmp_path):
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [ICOS_INTEL, "run", "--port", "0", "--state-dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = ""
+        while "Press Ctrl-C" not in banner:
+            line = proc.stderr.readline()
+            assert line, f"exited early ({proc.poll()}): {banner}"
+            banner += line
+        base = re.search(r"health\s+(http://\S+)/healthz", banner).group(1)
+        assert "MLflow           sqlite:///" in banner
+        deadline = time.monotonic() + 60
+        recs: list = []
+        while not recs and time.monotonic() < deadline:
+            recs = get(f"{base}/v1/recommendations")
+            time.sleep(0.1)  # polling a live server, bounded by the deadline
+        assert recs, "no recommendation within a minute"
+        assert len(get(f"{base}/v1/forecasts")) == 20
+        deadline = time.monotonic() + 60
+        while get(f"{base}/healthz")["mlflow"]["state"] != "ok" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert get(f"{base}/healthz")["mlflow"]["state"] == "ok"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopped; state saved" in err
+    assert "Traceback" not in err
+    assert (state / "checkpoints" / "bank-shard0.pkl").is_file()
+    assert (state / "decisions.db").is_file()
+    assert (state / "mlflow.db").is_file()
+
+
+def test_run_with_a_bad_configuration_names_the_key(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("policy:\n  mode: yolo\n")
+    done = subprocess.run([ICOS_INTEL, "run", "--config", str(bad)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "policy.mode" in done.stderr
+    assert "'yolo'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,49 @@
+"""Model tracking against the real MLflow server of tests/stack.py."""
+
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from models.tracking import MlflowTracker
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(predicate, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)  # polling a background thread, bounded by the deadline
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_params_and_live_metrics_reach_the_tracking_server(test_stack):
+    tracker = MlflowTracker(
+        test_stack.mlflow_url, "it-tracking", "run-1", {"requests.forecaster": "seasonal_holt"}, retry_seconds=0.2
+    )
+    tracker.start()
+    tracker.log_metrics({"mae_1step": 1.5, "coverage_1step": 0.9, "ignored": float("nan")}, step=1)
+    tracker.log_metrics({"mae_1step": 1.2}, step=2)
+    run_id = wait_for(
+        lambda: tracker.health().state == "ok" and tracker.health().queued == 0 and tracker.health().run_id, "delivery"
+    )
+    tracker.close()
+    run = MlflowClient(test_stack.mlflow_url).get_run(run_id)
+    assert run.data.params["requests.forecaster"] == "seasonal_holt"
+    history = MlflowClient(test_stack.mlflow_url).get_metric_history(run_id, "mae_1step")
+    assert [(m.step, m.value) for m in history] == [(1, 1.5), (2, 1.2)]
+    assert "ignored" not in run.data.metrics
+    assert run.info.status == "FINISHED"
+
+
+def test_an_unreachable_server_degrades_and_keeps_the_metrics_queued():
+    tracker = MlflowTracker("http://127.0.0.1:9", "it-tracking", "run-2", {}, timeout_seconds=1, retry_seconds=0.2)
+    tracker.start()
+    tracker.log_metrics({"mae_1step": 1.0}, step=1)
+    health = wait_for(lambda: tracker.health() if tracker.health().state == "degraded" else None, "degraded")
+    assert health.queued == 1
+    assert "127.0.0.1:9" in (health.tracking_uri or "")
+    tracker.close(timeout=5)

@@ -1,0 +1,77 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from intelligence.actuator import Actuator
+from intelligence.decider import Decision, Outcome
+from intelligence.domain import ActionKind, Explanation, Mode, Recommendation, RecommendationStatus, WorkloadRef
+from intelligence.recommendations import RecommendationStore
+from intelligence.settings import KnativeScalingPolicy
+
+NOW = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
+TARGET = WorkloadRef("edge-1", "iot", "ingest")
+
+
+def rec(min_scale: int, at: datetime = NOW, kind: ActionKind = ActionKind.SCALE_UP) -> Recommendation:
+    return Recommendation(
+        kind, TARGET, {"min_scale": min_scale}, at, 0.8, Explanation("rule", f"to {min_scale}"), at + timedelta(hours=1)
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = RecommendationStore(f"sqlite:///{tmp_path / 'd.db'}")
+    yield s
+    s.close()
+
+
+def test_same_recommendation_is_refreshed_other_params_supersede(store):
+    first, new = store.upsert(rec(3))
+    assert new
+    same, new = store.upsert(rec(3, NOW + timedelta(minutes=5)))
+    assert (same, new) == (first, False)
+    second, new = store.upsert(rec(5, NOW + timedelta(minutes=10)))
+    assert new
+    assert second != first
+    rows = {r.id: r for r in store.find(status=None)}
+    assert rows[first].status is RecommendationStatus.SUPERSEDED
+    assert rows[second].status is RecommendationStatus.OPEN
+    assert rows[second].recommendation.params == {"min_scale": 5}
+    assert rows[second].recommendation.created_at.tzinfo is not None
+    down, _ = store.upsert(rec(4, NOW + timedelta(minutes=15), ActionKind.SCALE_DOWN))
+    assert [r.id for r in store.find(status=RecommendationStatus.OPEN)] == [
+        down
+    ]  # a scale-down supersedes the scale-up of the same target
+    assert [e["event"] for e in store.audit_entries()] == ["recommended"] * 3
+
+
+def test_expiry_and_persistence_across_restarts(tmp_path):
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    store = RecommendationStore(url)
+    store.upsert(rec(3))
+    store.close()
+    reopened = RecommendationStore(url)
+    assert len(reopened.find(status=RecommendationStatus.OPEN)) == 1
+    assert reopened.expire(NOW + timedelta(hours=2)) == 1
+    assert reopened.find(status=RecommendationStatus.OPEN) == []
+    assert reopened.find(status=RecommendationStatus.EXPIRED)[0].recommendation.params == {"min_scale": 3}
+    reopened.close()
+
+
+def test_actuator_restores_floors_and_refuses_modes_it_cannot_do(store):
+    policy = KnativeScalingPolicy()
+    actuator = Actuator(store, Mode.RECOMMEND, policy, timedelta(hours=1))
+    report = actuator.handle([Decision(TARGET, Outcome.RECOMMEND, rec(4).explanation, rec(4))], NOW)
+    assert report.new == 1
+    assert actuator.floors[TARGET].min_scale == 4
+    again = Actuator(store, Mode.RECOMMEND, policy, timedelta(hours=1))
+    assert again.floors[TARGET].min_scale == 4
+    with pytest.raises(ValueError, match="'enact' is not available yet"):
+        Actuator(store, Mode.ENACT, policy, timedelta(hours=1))
+
+
+def test_observe_mode_records_only_the_audit_trail(store):
+    actuator = Actuator(store, Mode.OBSERVE, KnativeScalingPolicy(), timedelta(hours=1))
+    actuator.handle([Decision(TARGET, Outcome.RECOMMEND, rec(4).explanation, rec(4))], NOW)
+    assert store.find() == []
+    assert store.audit_entries()[0]["event"] == "observed"
