@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from intelligence.service import Service
     from intelligence.settings import Settings
 
 app = typer.Typer(
@@ -76,17 +79,18 @@ def run(
     except OSError as exc:
         raise _fail(f"api: cannot listen on {settings.api.host}:{settings.api.port}: {exc.strerror}") from None
     try:
-        service = build_service(settings)
+        service = build_service(settings, config_path=config)
     except StartupError as exc:
         sock.close()
         raise _fail(f"cannot start: {exc}") from None
     bound_host, bound_port = sock.getsockname()[:2]
     base = f"http://{bound_host if ':' not in bound_host else f'[{bound_host}]'}:{bound_port}"
-    what = (
-        f"the embedded simulated continuum (cloud-1, fog-1, edge-1), {settings.simulation.speed:g}x real time"
-        if settings.embedded
-        else f"{len(settings.clusters)} cluster(s): {', '.join(c.name for c in settings.clusters)}"
-    )
+    if settings.replaying:
+        what = f"replay of {settings.replay.path}, {settings.replay.speed:g}x real time"
+    elif settings.embedded:
+        what = f"the embedded simulated continuum (cloud-1, fog-1, edge-1), {settings.simulation.speed:g}x real time"
+    else:
+        what = f"{len(settings.clusters)} cluster(s): {', '.join(c.name for c in settings.clusters)}"
     typer.echo(
         f"icos-intelligence: {what}; mode {settings.policy.mode.value}\n"
         f"  forecasts        {base}/v1/forecasts\n"
@@ -100,14 +104,41 @@ def run(
         err=True,
     )
     server = uvicorn.Server(uvicorn.Config(create_app(settings, service=service), log_level="warning", lifespan="on"))
-    service.start()
     try:
+        _warm_up(service)
+        service.start()
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # uvicorn shut down gracefully, then re-raised Ctrl-C: that is a clean stop
     finally:
         service.stop()
         typer.echo("icos-intelligence stopped; state saved.", err=True)
+
+
+def _warm_up(service: Service) -> None:
+    """The first pull backfills history: show its progress per cluster."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("backfill {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=service.settings.embedded,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(cluster: str, done: int, planned: int) -> None:
+            if cluster not in tasks:
+                tasks[cluster] = bar.add_task(cluster, total=planned)
+            bar.update(tasks[cluster], completed=done, total=planned)
+
+        report = service.warm_up(progress)
+    console.print(f"learnt {report.samples} samples of {report.series} series; serving.", style="dim")
 
 
 @app.command()

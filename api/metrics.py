@@ -57,7 +57,18 @@ class ServiceMetrics:
         yield up
 
 
+class _Forward:
+    """Serves the metrics the service's parts keep on their own registry (e.g. collector telemetry)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.registry.collect()
+
+
 def registry_for(service: Service) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServiceMetrics(service))
+    registry.register(_Forward(service.registry))
     return registry

@@ -161,6 +161,12 @@ class ClusterHealthOut(BaseModel):
     series: int
 
 
+class ClusterOut(ClusterHealthOut):
+    url: str | None = Field(None, description="Prometheus / Thanos endpoint (none for the simulated continuum)")
+    labels: dict[str, str] = {}
+    capacity_cores: float | None = None
+
+
 class ComponentHealth(BaseModel):
     state: str
     detail: str = ""

@@ -51,6 +51,7 @@ class ClusterHealth:
 class PullResult:
     batches: Sequence[SeriesBatch]
     health: Sequence[ClusterHealth] = field(default_factory=tuple)
+    removed_clusters: Sequence[str] = ()  # left the continuum since the last pull: forget their series
 
     @property
     def samples(self) -> int:

@@ -14,12 +14,12 @@ import statistics
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from collectors.replay import ReplayFormatError, infer_step, read_wide_csv
 from models.registry import BadModelParams, UnknownModelKind, make_detector, make_forecaster
 
 
@@ -37,68 +37,6 @@ class BacktestOptions:
     detector: str = "residual_robust"
     interval: float = 0.9
     anomaly_threshold: float = 0.7
-
-
-def parse_timestamp(text: str, where: str) -> float:
-    """ISO 8601 (``Z``, ``+00:00``, or a space for ``T``; naive means UTC) or epoch seconds."""
-    raw = text.strip()
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(raw.replace(" ", "T", 1).replace("Z", "+00:00"))
-    except ValueError:
-        raise BacktestError(f"{where}: timestamp {raw!r} is neither ISO 8601 nor epoch seconds") from None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
-
-
-def read_csv(path: Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
-    """Returns (raw timestamps, epoch seconds, series names, values[rows, series]); empty cell = NaN."""
-    try:
-        fh = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise BacktestError(f"{path}: cannot read: {exc.strerror}") from None
-    with fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if not header:
-            raise BacktestError(f"{path}: empty file, expected a header row")
-        header = [h.strip() for h in header]
-        if header[0].lower() != "timestamp":
-            raise BacktestError(f"{path}: first column must be 'timestamp', got {header[0]!r}")
-        names = header[1:]
-        if not names:
-            raise BacktestError(f"{path}: no value column after 'timestamp'")
-        if len(set(names)) != len(names):
-            raise BacktestError(f"{path}: duplicate column names in {names}")
-        raw_ts: list[str] = []
-        rows: list[list[float]] = []
-        for lineno, row in enumerate(reader, start=2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                raise BacktestError(f"{path}, line {lineno}: {len(row)} cells, header has {len(header)}")
-            raw_ts.append(row[0])
-            values = []
-            for name, cell in zip(names, row[1:], strict=True):
-                cell = cell.strip()
-                try:
-                    values.append(float(cell) if cell else math.nan)
-                except ValueError:
-                    raise BacktestError(f"{path}, line {lineno}, column {name!r}: {cell!r} is not a number") from None
-            rows.append(values)
-    if not rows:
-        raise BacktestError(f"{path}: no data rows")
-    epoch = np.array([parse_timestamp(t, f"{path}, line {i + 2}") for i, t in enumerate(raw_ts)])
-    return raw_ts, epoch, names, np.array(rows, dtype=np.float64)
-
-
-def infer_step(epoch: np.ndarray) -> float:
-    """Spacing of the rows: the median of the first (up to 50) positive gaps."""
-    gaps = np.diff(epoch[:51])
-    gaps = gaps[gaps > 0]
-    return float(np.median(gaps)) if gaps.size else 60.0
 
 
 @dataclass
@@ -186,7 +124,10 @@ def _rows(
 def run_backtest(input_path: Path, output_path: Path, options: BacktestOptions, json_out: Path | None = None) -> str:
     from rich.progress import Progress
 
-    raw_ts, epoch, names, values = read_csv(input_path)
+    try:
+        raw_ts, epoch, names, values = read_wide_csv(input_path)
+    except ReplayFormatError as exc:
+        raise BacktestError(str(exc)) from None
     step = infer_step(epoch)
     results: list[SeriesResult] = []
     figures: dict[str, dict[str, float]] = {}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from collectors.base import ClusterHealth, Collector
+from collectors.base import ClusterHealth, Collector, PullResult
 from intelligence.actuator import Actuator, ActuatorReport
 from intelligence.decider import decide
 from intelligence.domain import AnomalyScore, SeriesKey
@@ -110,8 +110,26 @@ class Engine:
             )
 
     def step(self, now: float) -> StepReport:
+        """Pull what is new, then :meth:`process` it."""
         started = self._timer()
-        result = self.collector.pull(now)
+        return self.process(self.collector.pull(now), now, started)
+
+    def forget(self, predicate: Callable[[SeriesKey], bool]) -> int:
+        """Drop the models, forecasts and scores of the series ``predicate`` selects (they left)."""
+        keys = [k for k in self.bank.series if predicate(k)]
+        self.bank.drop(keys)
+        self.forecasts.drop(keys)
+        self.anomalies.drop(keys)
+        if keys:
+            log.info("forgot %d series (%s)", len(keys), ", ".join(sorted({k.cluster for k in keys})))
+        return len(keys)
+
+    def process(self, result: PullResult, now: float, started: float | None = None) -> StepReport:
+        """Score, learn, forecast, decide and act on one pull's samples."""
+        started = self._timer() if started is None else started
+        if result.removed_clusters:
+            gone = set(result.removed_clusters)
+            self.forget(lambda k: k.cluster in gone)
         scores: list[AnomalyScore] = []
         touched: list[SeriesKey] = []
         samples = 0

@@ -10,24 +10,30 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from collectors.base import Collector
+from collectors.telemetry import CollectorTelemetry
 from intelligence.actuator import Actuator
 from intelligence.clock import Clock, ScaledClock, SystemClock
 from intelligence.domain import SeriesKey
 from intelligence.engine import Engine, StepReport
 from intelligence.recommendations import RecommendationStore
-from intelligence.settings import Settings
+from intelligence.settings import ConfigError, Settings, load_settings
 from intelligence.stores import AnomalyStore, ForecastStore
 from models import checkpoint
 from models.bank import ModelBank, ModelFactory
-from models.registry import make_detector, make_forecaster
+from models.registry import BadModelParams, UnknownModelKind, make_detector, make_forecaster
 
 log = logging.getLogger(__name__)
+
+RELOADABLE = ("clusters", "signals")
 
 
 class StartupError(Exception):
@@ -40,12 +46,12 @@ def simulation_origin(settings: Settings, today: datetime) -> float:
     return (midnight + timedelta(hours=settings.simulation.start_hour_utc)).timestamp()
 
 
-def model_spec(settings: Settings, signal: str) -> dict[str, Any]:
+def model_spec(settings: Settings, signal: str, step_seconds: float) -> dict[str, Any]:
     """Kinds and params of the models of one signal (per-signal overrides applied)."""
     m = settings.models
     over = m.per_signal.get(signal, {})
     fparams = {
-        "step_seconds": float(settings.step_seconds),
+        "step_seconds": float(step_seconds),
         "horizon": m.horizon_steps,
         "interval": m.interval,
         **m.forecaster_params,
@@ -60,9 +66,9 @@ def model_spec(settings: Settings, signal: str) -> dict[str, Any]:
     }
 
 
-def model_factory(settings: Settings) -> ModelFactory:
+def model_factory(settings: Settings, step_seconds: float) -> ModelFactory:
     def build(key: SeriesKey) -> tuple[Any, Any, str, str]:
-        spec = model_spec(settings, key.signal)
+        spec = model_spec(settings, key.signal, step_seconds)
         return (
             make_forecaster(spec["forecaster"], **spec["forecaster_params"]),
             make_detector(spec["detector"], **spec["detector_params"]),
@@ -73,21 +79,53 @@ def model_factory(settings: Settings) -> ModelFactory:
     return build
 
 
-def model_signature(settings: Settings) -> dict[str, Any]:
+def model_signature(settings: Settings, step_seconds: float) -> dict[str, Any]:
     """What a checkpoint must match to be loaded."""
-    signals = sorted({s.name for s in settings.signals} | {"requests", "cpu", "memory"})
-    return {s: model_spec(settings, s) for s in signals}
+    signals = sorted(
+        {s.name for s in settings.signals} | {"requests", "cpu", "memory"} | set(settings.models.per_signal)
+    )
+    return {s: model_spec(settings, s, step_seconds) for s in signals}
 
 
-def build_collector(settings: Settings, origin: float) -> Collector:
+@dataclass
+class Source:
+    """Where samples come from, the spacing of the series, and the clock that fits."""
+
+    collector: Collector
+    step_seconds: float
+    clock: Clock
+    tick_seconds: float  # real seconds between engine steps
+
+
+def build_source(settings: Settings, clock: Clock | None, telemetry: CollectorTelemetry, resume: float) -> Source:
+    if settings.replaying:
+        from collectors.replay import ReplayCollector, ReplayFormatError, infer_step
+
+        assert settings.replay.path is not None
+        try:
+            replay = ReplayCollector.from_file(settings.replay.path, settings.replay.cluster)
+        except ReplayFormatError as exc:
+            raise StartupError(f"replay.path: {exc}") from exc
+        step = infer_step(replay.timestamps())
+        warm = min((replay.end - replay.start) / 2, settings.simulation.history_hours * 3600.0)
+        start = max(replay.start + warm, resume)
+        return Source(replay, step, clock or ScaledClock(start, settings.replay.speed), step / settings.replay.speed)
     if settings.embedded:
         from collectors.simulated import SimulatedCollector, SimulatedContinuum
 
         sim = settings.simulation
-        return SimulatedCollector(SimulatedContinuum(sim.seed, origin, sim.step_seconds), sim.history_hours * 3600.0)
+        origin = simulation_origin(settings, datetime.fromtimestamp(clock.now(), UTC) if clock else datetime.now(UTC))
+        collector = SimulatedCollector(SimulatedContinuum(sim.seed, origin, sim.step_seconds), sim.history_hours * 3600)
+        return Source(
+            collector,
+            sim.step_seconds,
+            clock or ScaledClock(max(origin, resume), sim.speed),
+            sim.step_seconds / sim.speed,
+        )
     from collectors.prometheus import PrometheusCollector
 
-    return PrometheusCollector.from_settings(settings)
+    step = settings.collection.step_seconds
+    return Source(PrometheusCollector.from_settings(settings, telemetry), step, clock or SystemClock(), step)
 
 
 @dataclass
@@ -99,18 +137,22 @@ class Service:
     anomalies: AnomalyStore
     recommendations: RecommendationStore
     tracker: Any | None
+    registry: CollectorRegistry
     checkpoint_path: Path
     signature: dict[str, Any]
+    tick_seconds: float
+    config_path: Path | None = None
     started_at: float = field(default_factory=time.time)
+    _config_mtime: int | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    @property
-    def tick_seconds(self) -> float:
-        """Real seconds between engine steps."""
-        if self.settings.embedded:
-            return self.settings.simulation.step_seconds / self.settings.simulation.speed
-        return float(self.settings.collection.step_seconds)
+    def warm_up(self, progress: Callable[[str, int, int], None] | None = None) -> StepReport:
+        """The first step: backfill history (waiting for every cluster), reporting progress."""
+        now = self.clock.now()
+        backfill = getattr(self.engine.collector, "backfill", None)
+        result = backfill(now, progress) if backfill is not None else self.engine.collector.pull(now)
+        return self.engine.process(result, now)
 
     def start(self) -> None:
         if self.tracker is not None:
@@ -122,12 +164,63 @@ class Service:
         while not self._stop.is_set():
             begun = time.monotonic()
             try:
+                self.reload_if_changed()
                 self.engine.step(self.clock.now())
                 self.engine.status.last_error = None
             except Exception as exc:
                 self.engine.status.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("engine step failed")
             self._stop.wait(max(0.0, self.tick_seconds - (time.monotonic() - begun)))
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the configuration file when it changed; apply clusters and signals without a restart.
+
+        A file with errors is refused (each problem logged) and the running configuration kept.
+        """
+        if self.config_path is None or not self.settings.collection.reload_config:
+            return False
+        try:
+            mtime = self.config_path.stat().st_mtime_ns
+        except OSError as exc:
+            if self._config_mtime != -1:
+                log.error("configuration %s cannot be read (%s); keeping the running one", self.config_path, exc)
+                self._config_mtime = -1
+            return False
+        if mtime == self._config_mtime:
+            return False
+        self._config_mtime = mtime
+        try:
+            new = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error("configuration reload refused, keeping the running one: %s", exc)
+            return False
+        if new.embedded != self.settings.embedded:
+            log.error(
+                "%s: switching between the embedded continuum and real clusters needs a restart", self.config_path
+            )
+            return False
+        later = [
+            g for g in type(new).model_fields if g not in RELOADABLE and getattr(new, g) != getattr(self.settings, g)
+        ]
+        if later:
+            log.warning("%s: changes to %s take effect at the next restart", self.config_path, ", ".join(later))
+        if all(getattr(new, g) == getattr(self.settings, g) for g in RELOADABLE):
+            return False
+        from collectors.prometheus import ClusterTarget, PrometheusCollector, signals_from_settings
+
+        collector = self.engine.collector
+        if isinstance(collector, PrometheusCollector):
+            collector.reconfigure([ClusterTarget.from_settings(c) for c in new.clusters], signals_from_settings(new))
+        kept_signals = {s.name for s in new.signals}
+        self.engine.forget(lambda k: k.signal not in kept_signals)
+        self.settings = self.settings.model_copy(update={g: getattr(new, g) for g in RELOADABLE})
+        log.info(
+            "configuration reloaded from %s: %d cluster(s), %d signal(s)",
+            self.config_path,
+            len(new.clusters),
+            len(new.signals),
+        )
+        return True
 
     def on_step(self, report: StepReport) -> None:
         steps = self.engine.status.steps
@@ -156,16 +249,15 @@ class Service:
         self.recommendations.close()
 
 
-def _tracker(settings: Settings) -> Any | None:
+def _tracker(settings: Settings, signature: dict[str, Any]) -> Any | None:
     if not settings.mlflow.enabled:
         return None
     from models.tracking import MlflowTracker
 
-    uri = settings.mlflow_uri
-    params = {f"{signal}.{k}": v for signal, spec in model_signature(settings).items() for k, v in spec.items()}
+    params = {f"{signal}.{k}": v for signal, spec in signature.items() for k, v in spec.items()}
     params["embedded"] = settings.embedded
     return MlflowTracker(
-        uri,
+        settings.mlflow_uri,
         settings.mlflow.experiment,
         f"online-{datetime.now(UTC):%Y%m%dT%H%M%SZ}",
         params,
@@ -174,63 +266,87 @@ def _tracker(settings: Settings) -> Any | None:
     )
 
 
-def build_service(settings: Settings, clock: Clock | None = None, with_tracker: bool = True) -> Service:
+def _check_models(settings: Settings, step: float) -> None:
+    for signal, spec in model_signature(settings, step).items():
+        try:
+            make_forecaster(spec["forecaster"], **spec["forecaster_params"])
+            make_detector(spec["detector"], **spec["detector_params"])
+        except (UnknownModelKind, BadModelParams) as exc:
+            raise StartupError(f"models (signal {signal!r}): {exc}") from exc
+
+
+def build_service(
+    settings: Settings, clock: Clock | None = None, with_tracker: bool = True, config_path: Path | None = None
+) -> Service:
     """Wire the service. Restores the model bank from the state directory when it can."""
     state_dir = settings.storage.state_dir
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StartupError(f"storage.state_dir {str(state_dir)!r} cannot be created: {exc.strerror}") from exc
-    bank = ModelBank(model_factory(settings), interval=settings.models.interval)
-    signature = model_signature(settings)
     checkpoint_path = state_dir / "checkpoints" / f"bank-shard{settings.engine.shard_index}.pkl"
+    registry = CollectorRegistry(auto_describe=True)
+    telemetry = CollectorTelemetry(registry)
+    restored: dict[SeriesKey, Any] = {}
+    source = build_source(settings, clock, telemetry, resume=-math.inf)
+    signature = model_signature(settings, source.step_seconds)
+    _check_models(settings, source.step_seconds)
     if checkpoint_path.exists():
         try:
-            bank.series = checkpoint.load(checkpoint_path, signature)
-            log.info("restored %d series from %s", len(bank.series), checkpoint_path)
+            restored = checkpoint.load(checkpoint_path, signature)
         except checkpoint.CheckpointError as exc:
+            source.collector.close()
             raise StartupError(str(exc)) from exc
-    origin = simulation_origin(settings, datetime.fromtimestamp(clock.now(), UTC) if clock else datetime.now(UTC))
-    if clock is None:
-        if settings.embedded:
-            resume = max((m.last_timestamp for m in bank.series.values()), default=-math.inf)
-            clock = ScaledClock(max(origin, resume), settings.simulation.speed)
-        else:
-            clock = SystemClock()
+        log.info("restored %d series from %s", len(restored), checkpoint_path)
+        resume = max((m.last_timestamp for m in restored.values()), default=-math.inf)
+        if clock is None and settings.embedded and resume > source.clock.now():
+            source.collector.close()
+            source = build_source(settings, None, telemetry, resume)  # the simulated clock goes on from there
+    bank = ModelBank(model_factory(settings, source.step_seconds), interval=settings.models.interval, series=restored)
     try:
         store = RecommendationStore(settings.storage.resolved_database_url())
     except Exception as exc:
+        source.collector.close()
         raise StartupError(f"storage.database_url: cannot open the database: {exc}") from exc
     ttl = timedelta(minutes=settings.policy.recommendation_ttl_minutes)
     try:
         actuator = Actuator(store, settings.policy.mode, settings.policy.knative, ttl)
     except ValueError as exc:
+        source.collector.close()
         raise StartupError(str(exc)) from exc
     forecasts = ForecastStore()
     anomalies = AnomalyStore(settings.models.anomaly_threshold, settings.engine.anomaly_events_kept)
     engine = Engine(
-        collector=build_collector(settings, origin),
+        collector=source.collector,
         bank=bank,
         forecasts=forecasts,
         anomalies=anomalies,
         actuator=actuator,
         policy=settings.policy.knative,
         horizon=settings.models.horizon_steps,
-        step_seconds=settings.step_seconds,
+        step_seconds=source.step_seconds,
         recommendation_ttl=ttl,
         shard_index=settings.engine.shard_index,
         shard_count=settings.engine.shard_count,
     )
     service = Service(
         settings,
-        clock,
+        source.clock,
         engine,
         forecasts,
         anomalies,
         store,
-        _tracker(settings) if with_tracker else None,
+        _tracker(settings, signature) if with_tracker else None,
+        registry,
         checkpoint_path,
         signature,
+        source.tick_seconds,
+        config_path,
     )
+    if config_path is not None:
+        try:
+            service._config_mtime = config_path.stat().st_mtime_ns
+        except OSError:
+            service._config_mtime = None
     engine.on_step = service.on_step
     return service

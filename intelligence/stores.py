@@ -68,6 +68,12 @@ class AnomalyStore:
                     events.append(s)
         return events
 
+    def drop(self, keys: Iterable[SeriesKey]) -> None:
+        """Forget the latest scores of series that left (their past events stay in the log)."""
+        with self._lock:
+            for key in keys:
+                self._latest.pop(key, None)
+
     def latest(self, cluster: str | None = None, signal: str | None = None, **labels: str) -> list[AnomalyScore]:
         with self._lock:
             found = [s for key, s in self._latest.items() if _matches(key, cluster, signal, labels)]

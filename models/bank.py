@@ -62,9 +62,6 @@ class ModelBank:
     def __len__(self) -> int:
         return len(self.series)
 
-    def keys(self) -> list[SeriesKey]:
-        return list(self.series)
-
     def _models(self, key: SeriesKey) -> SeriesModels:
         models = self.series.get(key)
         if models is None:

@@ -113,8 +113,8 @@ def _start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subp
         )
 
 
-def start_prometheus(cluster: str, start: float, end: float) -> dict[str, Any]:
-    base = STACK_DIR / f"prometheus-{cluster}"
+def backfill(cluster: str, start: float, end: float, base: Path) -> None:
+    """A fresh TSDB in ``base/data`` with one simulated cluster, loaded by promtool."""
     shutil.rmtree(base, ignore_errors=True)
     (base / "data").mkdir(parents=True)
     om = base / "data.om"
@@ -126,7 +126,10 @@ def start_prometheus(cluster: str, start: float, end: float) -> dict[str, Any]:
     )
     om.unlink()
     (base / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
-    port = free_port()
+
+
+def serve_prometheus(base: Path, port: int, what: str) -> subprocess.Popen[bytes]:
+    """Start Prometheus on an existing TSDB (again, after a stop) and wait until it is ready."""
     log = base / "prometheus.log"
     proc = _start(
         [
@@ -135,13 +138,19 @@ def start_prometheus(cluster: str, start: float, end: float) -> dict[str, Any]:
             f"--storage.tsdb.path={base / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--storage.tsdb.retention.time=3650d",
-            "--web.enable-lifecycle",
         ],
         log,
     )
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(f"{url}/-/ready", f"Prometheus of {cluster}", proc, 30, log)
-    return {"url": url, "pid": proc.pid, "dir": str(base)}
+    wait_ready(f"http://127.0.0.1:{port}/-/ready", what, proc, 30, log)
+    return proc
+
+
+def start_prometheus(cluster: str, start: float, end: float, name: str | None = None) -> dict[str, Any]:
+    base = STACK_DIR / f"prometheus-{name or cluster}"
+    backfill(cluster, start, end, base)
+    port = free_port()
+    proc = serve_prometheus(base, port, f"Prometheus of {cluster}")
+    return {"url": f"http://127.0.0.1:{port}", "pid": proc.pid, "dir": str(base), "port": port}
 
 
 def start_mlflow() -> dict[str, Any]:

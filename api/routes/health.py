@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response
 
 from api.deps import ServiceDep
-from api.schemas import ClusterHealthOut, ComponentHealth, HealthOut
+from api.schemas import ClusterHealthOut, ClusterOut, ComponentHealth, HealthOut
 
 router = APIRouter(tags=["health"])
 
@@ -51,3 +51,26 @@ def healthz(service: ServiceDep, response: Response) -> HealthOut:
         clusters=clusters,
         mlflow=mlflow,
     )
+
+
+@router.get("/v1/clusters", response_model=list[ClusterOut], summary="The clusters of the continuum and their health")
+def clusters(service: ServiceDep) -> list[ClusterOut]:
+    configured = {c.name: c for c in service.settings.clusters}
+    out = []
+    for h in service.engine.status.health:
+        c = configured.get(h.cluster)
+        out.append(
+            ClusterOut(
+                cluster=h.cluster,
+                tier=h.tier.value,
+                state=h.state.value,
+                url=c.url if c else None,
+                labels=dict(c.labels) if c else {},
+                capacity_cores=c.capacity_cores if c else None,
+                last_success=datetime.fromtimestamp(h.last_success, UTC) if h.last_success else None,
+                last_error=h.last_error,
+                latency_seconds=h.latency_seconds,
+                series=h.series,
+            )
+        )
+    return out

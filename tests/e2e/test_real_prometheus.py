@@ -44,6 +44,13 @@ def test_engine_learns_from_prometheus_and_logs_to_mlflow(test_stack, tmp_path):
             assert len(forecasts) == 7 + 7 + 6  # cpu and memory of 7 workloads, requests of 6 Knative services
             assert client.get("/healthz").json()["clusters"][0]["state"] == "up"
             assert client.get("/v1/recommendations").json()
+            clusters = {c["cluster"]: c for c in client.get("/v1/clusters").json()}
+            assert clusters["edge-1"]["tier"] == "edge"
+            assert clusters["edge-1"]["url"] == test_stack.prometheus["edge-1"]
+            metrics = client.get("/metrics").text
+            assert 'icos_collector_samples_total{cluster="edge-1",signal="memory"}' in metrics
+            assert 'icos_collector_pulls_total{cluster="cloud-1",outcome="ok"}' in metrics
+            assert "icos_collector_pull_seconds_bucket" in metrics
         deadline = time.monotonic() + 60
         while (svc.tracker.health().run_id is None or svc.tracker.health().queued) and time.monotonic() < deadline:
             time.sleep(0.05)  # polling the tracker's thread, bounded by the deadline

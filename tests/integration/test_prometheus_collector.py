@@ -1,14 +1,19 @@
-"""The Prometheus collector against the three real Prometheus servers of tests/stack.py."""
+"""The Prometheus collector against real Prometheus servers (tests/stack.py), and a proxy for what they cannot do."""
+
+import logging
 
 import numpy as np
 import pytest
 
 from collectors.base import HealthState
-from collectors.errors import QueryRejected
-from collectors.prometheus import ClusterTarget, PrometheusCollector, Signal
+from collectors.errors import AuthenticationFailed, QueryRejected
+from collectors.prometheus import ClusterTarget, PrometheusCollector, PrometheusTransport, Signal
 from collectors.simulated import SimulatedContinuum
+from collectors.telemetry import CollectorTelemetry
 from intelligence.domain import SeriesKey, Tier
 from intelligence.settings import load_settings
+from tests import stack
+from tests.proxy import proxy
 
 pytestmark = pytest.mark.integration
 
@@ -18,13 +23,13 @@ REQUESTS = Signal(
 )
 
 
-def target(name: str, url: str, timeout: float = 5.0) -> ClusterTarget:
-    return ClusterTarget(name, Tier.EDGE, url, {}, timeout, {})
+def target(name: str, url: str, **kw) -> ClusterTarget:
+    return ClusterTarget(name, Tier.EDGE, url, **{"timeout_seconds": 5.0, "backoff_seconds": 0.0, **kw})
 
 
-def collector(test_stack, signals, hours: float, extra=()) -> PrometheusCollector:
+def collector(test_stack, signals, hours: float, extra=(), **kw) -> PrometheusCollector:
     targets = [target(c, u) for c, u in test_stack.prometheus.items()] + list(extra)
-    return PrometheusCollector(targets, signals, test_stack.data["step"], "5m", hours * 3600)
+    return PrometheusCollector(targets, signals, test_stack.data["step"], "5m", hours * 3600, **kw)
 
 
 def expected(test_stack) -> dict[SeriesKey, tuple[np.ndarray, np.ndarray]]:
@@ -34,10 +39,15 @@ def expected(test_stack) -> dict[SeriesKey, tuple[np.ndarray, np.ndarray]]:
     return {k: (ts, v) for k, v in sim.values(ts).items()}
 
 
+def assert_continuous(stamps: list[float], step: float, what: str) -> None:
+    diffs = np.diff(stamps)
+    assert (diffs == step).all(), f"{what}: duplicates or gaps at {np.flatnonzero(diffs != step)[:5]}"
+
+
 def test_backfill_returns_exactly_the_samples_written(test_stack):
     end = test_stack.data["end"]
     col = collector(test_stack, [MEMORY], hours=6)
-    result = col.pull(end)
+    result = col.backfill(end)
     truth = expected(test_stack)
     assert {b.key.cluster for b in result.batches} == {"cloud-1", "fog-1", "edge-1"}
     assert len(result.batches) == 7
@@ -47,6 +57,21 @@ def test_backfill_returns_exactly_the_samples_written(test_stack):
         np.testing.assert_array_equal(batch.timestamps, ts[want])
         np.testing.assert_allclose(batch.values, values[want], rtol=0, atol=0.05)  # written with 0.1 resolution
     assert all(h.state is HealthState.UP for h in result.health)
+    col.close()
+
+
+def test_a_long_backfill_is_chunked_under_the_points_limit(test_stack):
+    end = test_stack.data["end"]
+    col = collector(test_stack, [MEMORY], hours=60)  # 3600 points at 60 s: fits; at 15 s it would not
+    col.step = 15
+    for poller in col._pollers.values():
+        poller.step = 15
+    chunks: dict[str, list[tuple[int, int]]] = {}
+    result = col.backfill(end, progress=lambda c, done, planned: chunks.setdefault(c, []).append((done, planned)))
+    assert chunks["cloud-1"][-1] == (2, 2)  # 60 h at 15 s = 14,401 points: two queries
+    for b in result.batches:
+        assert_continuous(b.timestamps.tolist(), 15, str(b.key))
+        assert b.timestamps[-1] == end
     col.close()
 
 
@@ -62,8 +87,7 @@ def test_incremental_pulls_have_no_duplicates_and_no_gaps(test_stack):
         now += 7 * step + 13  # not aligned to the step on purpose
     assert len(seen) == 7 + 6
     for key, stamps in seen.items():
-        diffs = np.diff(stamps)
-        assert (diffs == step).all(), f"{key}: duplicates or gaps"
+        assert_continuous(stamps, step, str(key))
     col.close()
 
 
@@ -83,30 +107,147 @@ def test_rate_of_the_knative_counter_gives_the_request_rate_back(test_stack):
 def test_a_rejected_query_and_an_unreachable_cluster_do_not_stop_the_others(test_stack):
     end = test_stack.data["end"]
     bad = Signal("broken", "sum(rate(", ("namespace",))
-    dead = target("gone-1", "http://127.0.0.1:9", timeout=1.0)
+    dead = target("gone-1", "http://127.0.0.1:9", timeout_seconds=1.0, retries=1)
     col = collector(test_stack, [MEMORY, bad], hours=1, extra=[dead])
     result = col.pull(end)
     health = {h.cluster: h for h in result.health}
     assert health["gone-1"].state is HealthState.DOWN
     assert "cluster 'gone-1'" in (health["gone-1"].last_error or "")
-    assert "unreachable" in (health["gone-1"].last_error or "")
+    assert "unreachable at http://127.0.0.1:9" in (health["gone-1"].last_error or "")
     for name in ("cloud-1", "fog-1", "edge-1"):
         assert health[name].state is HealthState.DEGRADED
-        assert "signal 'broken'" in (health[name].last_error or "")
+        assert "signal 'broken': query rejected (HTTP 400)" in (health[name].last_error or "")
     assert len([b for b in result.batches if b.key.signal == "memory"]) == 7
+    samples = col.telemetry.registry.get_sample_value
+    assert samples("icos_collector_errors_total", {"cluster": "cloud-1", "signal": "broken", "kind": "rejected"}) == 1
+    assert samples("icos_collector_retries_total", {"cluster": "gone-1"}) == 2  # one retry for each signal
+    assert samples("icos_collector_retries_total", {"cluster": "cloud-1"}) is None  # permanent: not retried
     col.close()
 
 
-def test_query_rejected_error_is_permanent(test_stack):
-    from collectors.prometheus import _ClusterClient
+def test_nan_inf_and_empty_results(test_stack, caplog):
+    end = test_stack.data["end"]
+    inf = Signal("inf", "container_memory_working_set_bytes / 0", ("namespace", "workload"))
+    nan = Signal(
+        "nan",
+        "(container_memory_working_set_bytes - container_memory_working_set_bytes) / 0",
+        ("namespace", "workload"),
+    )
+    empty = Signal("nothing", "no_such_metric", ("namespace",))
+    col = PrometheusCollector([target("edge-1", test_stack.prometheus["edge-1"])], [inf, nan, empty], 60, "5m", 600)
+    with caplog.at_level(logging.INFO, logger="collectors.prometheus"):
+        result = col.pull(end)
+    assert {b.key.signal for b in result.batches} == {"inf", "nan"}
+    assert all(np.isnan(b.values).all() for b in result.batches)  # +Inf and NaN both become missing values
+    assert result.health[0].state is HealthState.UP
+    assert "cluster 'edge-1', signal 'nothing': the query matches no series" in caplog.text
+    col.close()
 
-    client = _ClusterClient(target("cloud-1", test_stack.prometheus["cloud-1"]))
+
+def test_a_stopped_prometheus_goes_down_and_its_gap_is_filled_when_it_returns(test_stack):
+    d = test_stack.data
+    entry = stack.start_prometheus("edge-1", d["start"], d["end"], name="volatile")
+    step = d["step"]
+    url, base, port = entry["url"], stack.Path(entry["dir"]), entry["port"]
+    volatile = target(
+        "volatile-1", url, timeout_seconds=2.0, retries=1, breaker_failures=2, breaker_cooldown_seconds=60.0
+    )
+    steady = target("cloud-1", test_stack.prometheus["cloud-1"])
+    col = PrometheusCollector([volatile, steady], [MEMORY], step, "5m", 6 * 3600)
+    seen: dict[SeriesKey, list[float]] = {}
+
+    def pull(now: float) -> dict[str, HealthState]:
+        result = col.pull(now)
+        for b in result.batches:
+            seen.setdefault(b.key, []).extend(b.timestamps.tolist())
+        return {h.cluster: h.state for h in result.health}
+
+    now = d["end"] - 3 * 3600
+    proc = None
+    try:
+        assert pull(now) == {"volatile-1": HealthState.UP, "cloud-1": HealthState.UP}
+        stack.stop_group(entry["pid"])
+        for minutes in (10, 20, 30, 40):
+            health = pull(now + minutes * 60)
+            assert health["volatile-1"] is HealthState.DOWN
+            assert health["cloud-1"] is HealthState.UP  # the others go on
+        down = {h.cluster: h for h in col.health()}["volatile-1"]
+        assert "circuit open" in (down.last_error or "")
+        proc = stack.serve_prometheus(base, port, "volatile Prometheus")
+        assert pull(now + 41 * 60)["volatile-1"] is HealthState.DOWN  # the circuit is still open (60 s cooldown)
+        assert pull(now + 60 * 60)["volatile-1"] is HealthState.UP  # half-open probe succeeds
+    finally:
+        stack.stop_group(entry["pid"])
+        if proc is not None:
+            stack.stop_group(proc.pid)
+            proc.wait(timeout=30)
+    volatile_keys = [k for k in seen if k.cluster == "volatile-1"]
+    assert len(volatile_keys) == 2
+    for key in volatile_keys:
+        stamps = seen[key]
+        assert stamps[-1] == now + 3600
+        assert_continuous(stamps, step, f"{key} after the outage")
+    col.close()
+
+
+def test_a_server_that_demands_a_token(test_stack, tmp_path):
+    end = test_stack.data["end"]
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_text("s3cret\n")
+    bad.write_text("guess\n")
+    with proxy(test_stack.prometheus["fog-1"], token="s3cret") as guarded:
+        ok = PrometheusCollector([target("fog-1", guarded.url, bearer_token_file=good)], [MEMORY], 60, "5m", 600)
+        assert ok.pull(end).health[0].state is HealthState.UP
+        ok.close()
+        telemetry = CollectorTelemetry()
+        wrong = PrometheusCollector(
+            [target("fog-1", guarded.url, bearer_token_file=bad, retries=3)],
+            [MEMORY],
+            60,
+            "5m",
+            600,
+            telemetry=telemetry,
+        )
+        before = guarded.requests
+        health = wrong.pull(end).health[0]
+        assert health.state is HealthState.DOWN
+        assert "cluster 'fog-1', signal 'memory': authentication failed (HTTP 401)" in (health.last_error or "")
+        assert guarded.requests == before + 1  # permanent: not retried
+        wrong.close()
+        missing = PrometheusCollector(
+            [target("fog-1", guarded.url, bearer_token_file=tmp_path / "absent")], [MEMORY], 60, "5m", 600
+        )
+        health = missing.pull(end).health[0]
+        assert "cannot read a credential file" in (health.last_error or "")
+        missing.close()
+
+
+def test_a_slow_cluster_does_not_delay_the_others(test_stack):
+    end = test_stack.data["end"]
+    with proxy(test_stack.prometheus["edge-1"]) as slow:
+        slow.gate.clear()  # every request to edge-1 now waits for the test
+        targets = [target("cloud-1", test_stack.prometheus["cloud-1"]), target("edge-1", slow.url)]
+        col = PrometheusCollector(targets, [MEMORY], 60, "5m", 3600)
+        first = col.pull(end, wait_seconds=0.5)
+        assert {b.key.cluster for b in first.batches} == {"cloud-1"}
+        slow.gate.set()
+        second = col.pull(end, wait_seconds=30)
+        assert {b.key.cluster for b in second.batches} == {"edge-1"}  # the first poll's samples, delivered now
+        assert all(len(b) == 61 for b in second.batches)  # the hour before, both ends included
+        third = col.pull(end, wait_seconds=30)
+        assert third.batches == []  # nothing twice
+        col.close()
+
+
+def test_transport_rejects_a_query_permanently(test_stack):
+    transport = PrometheusTransport(target("cloud-1", test_stack.prometheus["cloud-1"]))
     with pytest.raises(QueryRejected, match="cluster 'cloud-1', signal 'broken': query rejected") as info:
-        client.query_range(Signal("broken", "", ()), "sum(rate(", 0, 60, 60)
+        transport.query_range(Signal("broken", "", ()), "sum(rate(", 0, 60, 60)
     assert not info.value.temporary
+    assert not AuthenticationFailed("c", "x").temporary
 
 
-def test_collector_from_settings_with_the_default_signals(test_stack, tmp_path):
+def test_collector_from_settings_with_the_default_signals(test_stack):
     clusters = [{"name": c, "url": u, "tier": "edge"} for c, u in test_stack.prometheus.items()]
     settings = load_settings(None, clusters=clusters, **{"collection.backfill_hours": 1})
     col = PrometheusCollector.from_settings(settings)

@@ -11,7 +11,7 @@ KEY = SeriesKey.of("edge-1", "requests", {"namespace": "iot", "workload": "inges
 
 @pytest.fixture
 def bank(embedded_settings):
-    return ModelBank(model_factory(embedded_settings), interval=0.9)
+    return ModelBank(model_factory(embedded_settings, 300.0), interval=0.9)
 
 
 def series(n: int, start: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +54,7 @@ def test_checkpoint_round_trip_and_refusal_of_other_kinds(bank, embedded_setting
     t, y = series(400)
     bank.observe(KEY, t, y)
     path = tmp_path / "bank.pkl"
-    signature = model_signature(embedded_settings)
+    signature = model_signature(embedded_settings, 300.0)
     checkpoint.write_atomically(path, checkpoint.dump(bank.series, signature))
     restored = ModelBank(bank.factory, series=checkpoint.load(path, signature))
     np.testing.assert_array_equal(restored.forecast(KEY, 12, 300.0).point, bank.forecast(KEY, 12, 300.0).point)

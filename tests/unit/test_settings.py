@@ -22,7 +22,6 @@ def test_defaults_are_the_embedded_continuum():
     assert s.embedded
     assert s.policy.mode is Mode.RECOMMEND
     assert (s.api.host, s.api.port) == ("127.0.0.1", 8080)
-    assert s.step_seconds == s.simulation.step_seconds
 
 
 def test_the_shipped_example_is_valid_and_its_defaults_are_the_code_defaults():
@@ -103,3 +102,21 @@ def test_the_deploy_configuration_is_valid():
         "fog-1": {"cluster": "fog-1"},
         "edge-1": {"cluster": "edge-1"},
     }
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["revision_app_request_count", "sum(http_requests_total)", "sum(rate(x_total[5m])) / sum(y_seconds_total)"],
+)
+def test_a_raw_counter_is_refused(tmp_path, query):
+    path = write(tmp_path, f"signals:\n  - name: bad\n    query: '{query}'\n")
+    with pytest.raises(ConfigError, match=r"signals\[0\]\.query: .* is a counter used raw: wrap it in rate"):
+        load_settings(path)
+
+
+def test_counters_inside_rate_or_increase_are_fine(tmp_path):
+    path = write(tmp_path, "signals:\n  - name: ok\n    query: 'sum(increase(http_requests_total[1h]))'\n")
+    assert load_settings(path).signals[0].name == "ok"
+    from intelligence.settings import optional_signals
+
+    assert [s.name for s in optional_signals()] == ["latency_p95", "concurrency", "replicas", "node_cpu"]
