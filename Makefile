@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PROM_DIR := .cache/prometheus
 PROM := $(PROM_DIR)/usr/bin/prometheus
 
-.PHONY: run test lint stack-up stack-down bench lock clean
+.PHONY: run test lint stack-up stack-down bench bench-collectors lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/icos-intel run $(ARGS)
@@ -28,6 +28,12 @@ stack-up: $(VENV)/.installed $(PROM)
 
 stack-down: $(VENV)/.installed
 	$(BIN)/python -m tests.stack down
+
+# Benchmarks print a table and write JSON under bench-results/ (not part of `make test`).
+bench: bench-collectors
+
+bench-collectors: $(VENV)/.installed $(PROM)
+	$(BIN)/python -m tests.bench.bench_collectors --json bench-results/collectors.json
 
 # The Python environment: pinned by requirements.lock, installed with uv (seconds instead of minutes).
 $(VENV)/.installed: pyproject.toml requirements.lock

@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -5,7 +6,7 @@ import pytest
 
 from collectors.base import normalise
 from collectors.errors import MalformedResponse, QueryRejected
-from collectors.prometheus import Signal, convert_matrix, render_query
+from collectors.prometheus import RawMatrix, Signal, convert_matrix, render_query
 from intelligence.domain import SeriesKey
 
 SIGNAL = Signal("cpu", "q", ("namespace", "workload"))
@@ -19,23 +20,61 @@ def test_normalise_sorts_drops_duplicates_and_maps_inf_to_nan():
     assert b.values[2] == 3.0
 
 
-def test_matrix_strings_become_floats_and_series_keep_their_cluster():
+def as_list(result):
+    return result
+
+
+def as_raw(result):
+    """The body as Prometheus writes it (compact JSON), for the fast path."""
+    body = {"status": "success", "data": {"resultType": "matrix", "result": result}}
+    return RawMatrix(json.dumps(body, separators=(",", ":")).encode())
+
+
+FORMS = pytest.mark.parametrize("form", [as_list, as_raw], ids=["parsed", "raw"])
+
+
+@FORMS
+def test_matrix_strings_become_floats_and_series_keep_their_cluster(form):
     result = [
         {"metric": {"namespace": "iot", "workload": "ingest", "pod": "x"}, "values": [[60, "1.5"], [120, "NaN"]]},
-        {"metric": {"namespace": "iot", "workload": "gw"}, "values": [[60, "+Inf"]]},
-        {"metric": {"namespace": "iot", "workload": "empty"}, "values": []},
+        {"metric": {"namespace": "iot", "workload": "gw"}, "values": [[60.5, "+Inf"], [61, "-2e-3"]]},
+        {"metric": {"namespace": "iot", "workload": "hist"}, "histograms": [[60, {"count": "1"}]]},
+        {"metric": {"namespace": 'we"ird]],"values":[[', "workload": "w"}, "values": [[60, "7"]]},
     ]
-    batches = convert_matrix("edge-1", SIGNAL, result)
+    batches = convert_matrix("edge-1", SIGNAL, form(result))
     assert [str(b.key) for b in batches] == [
         'edge-1/cpu{namespace="iot",workload="ingest"}',
         'edge-1/cpu{namespace="iot",workload="gw"}',
+        'edge-1/cpu{namespace="we"ird]],"values":[[",workload="w"}',
     ]
+    assert batches[0].timestamps.tolist() == [60.0, 120.0]
     assert batches[0].values[0] == 1.5
     assert math.isnan(batches[0].values[1])
     assert math.isnan(batches[1].values[0])
+    assert batches[1].timestamps.tolist() == [60.5, 61.0]
+    assert batches[1].values[1] == -0.002
+    assert batches[2].values.tolist() == [7.0]
 
 
-@pytest.mark.parametrize("result", [{"not": "a list"}, [{"metric": {}}], [{"metric": {}, "values": [["x", "1"]]}]])
+@FORMS
+def test_two_series_with_the_same_workload_labels_are_refused(form):
+    result = [
+        {"metric": {"namespace": "a", "pod": "1"}, "values": [[60, "1"]]},
+        {"metric": {"namespace": "a", "pod": "2"}, "values": [[60, "2"]]},
+    ]
+    with pytest.raises(QueryRejected, match="aggregate the query by namespace, workload"):
+        convert_matrix("edge-1", SIGNAL, form(result))
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"not": "a list"},
+        [{"metric": {}}],
+        [{"metric": {}, "values": [["x", "1"]]}],
+        RawMatrix(b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"zz"]]}]}}'),
+    ],
+)
 def test_malformed_results_name_cluster_and_signal(result):
     with pytest.raises(MalformedResponse, match="cluster 'edge-1', signal 'cpu'"):
         convert_matrix("edge-1", SIGNAL, result)

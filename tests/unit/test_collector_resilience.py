@@ -49,7 +49,7 @@ def transport(script, **kw):
 def test_temporary_errors_are_retried_with_growing_jittered_delays():
     t, fake, slept = transport([requests.ConnectionError("refused"), (503, b"overloaded"), (200, OK)])
     result = t.query_range(SIGNAL, "up", 0, 60, 60)
-    assert result[0]["metric"] == {"namespace": "a"}
+    assert next(iter(result))["metric"] == {"namespace": "a"}
     assert fake.calls == 3
     assert len(slept) == 2
     assert 0.5 <= slept[0] <= 1.0 <= slept[1] <= 2.0
