@@ -7,6 +7,7 @@ Kubernetes, no web server imported for them).
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -64,6 +65,10 @@ def run(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Run the service. With no configuration: the embedded simulated continuum of three clusters."""
+    # Ctrl-C and SIGTERM (Kubernetes stopping the pod) stop start-up and warm-up cleanly too, even
+    # when the process inherited an ignored SIGINT; uvicorn installs its own handlers while it serves.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     settings = _load(config, **{"api.host": host, "api.port": port, "storage.state_dir": state_dir})
     _setup_logging(log_level)
     import uvicorn
@@ -83,6 +88,9 @@ def run(
     except StartupError as exc:
         sock.close()
         raise _fail(f"cannot start: {exc}") from None
+    except KeyboardInterrupt:
+        sock.close()
+        raise _fail("interrupted while starting; nothing was changed", code=130) from None
     bound_host, bound_port = sock.getsockname()[:2]
     base = f"http://{bound_host if ':' not in bound_host else f'[{bound_host}]'}:{bound_port}"
     if settings.replaying:

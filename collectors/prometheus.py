@@ -363,6 +363,7 @@ class ClusterPoller:
         self.progress: Progress | None = None
         self.health = ClusterHealth(target.name, target.tier, HealthState.UNKNOWN)
         self._reported_empty: set[str] = set()
+        self._has_data: set[str] = set()  # signals that have returned samples: silence later is staleness
 
     def _window(self, signal: str, now: float) -> tuple[float, float]:
         end = math.floor(now / self.step) * self.step
@@ -424,7 +425,8 @@ class ClusterPoller:
                 self.telemetry.samples.labels(name, signal.name).inc(samples)
                 newest = max(float(b.timestamps[-1]) for b in got if len(b))
                 self.newest_sample = max(self.newest_sample or newest, newest)
-            elif not got and signal.name not in self._reported_empty:
+                self._has_data.add(signal.name)
+            elif signal.name not in self._has_data and signal.name not in self._reported_empty:
                 self._reported_empty.add(signal.name)
                 log.info("cluster %r, signal %r: the query matches no series; nothing to model", name, signal.name)
         latency = self._timer() - started
@@ -587,6 +589,7 @@ class PrometheusCollector:
                     fresh = self._poller(target)
                     fresh.watermarks = {s: m for s, m in old.watermarks.items() if s in {x.name for x in signals}}
                     fresh.newest_sample, fresh.health = old.newest_sample, old.health
+                    fresh._has_data = old._has_data & set(fresh.watermarks)
                     self._pollers[name] = fresh
         if added or removed:
             log.info("clusters reconfigured: added %s, removed %s", added or "none", removed or "none")

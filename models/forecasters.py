@@ -40,6 +40,7 @@ class SeasonalHolt(Params):
         interval: float = 0.9,
         window: int = 500,
         min_errors: int = 20,
+        band_refresh: int = 16,
     ) -> None:
         self.step_seconds = step_seconds
         self.season_seconds = season_seconds
@@ -51,6 +52,7 @@ class SeasonalHolt(Params):
         self.interval = interval
         self.window = window
         self.min_errors = min_errors
+        self.band_refresh = band_refresh
 
     # -- state -----------------------------------------------------------------
     def _init_state(self, step: int, y: float) -> None:
@@ -67,17 +69,30 @@ class SeasonalHolt(Params):
         self.season_seen_[step % period] = 1
         self.errors_ = np.full((self.horizon, self.window), np.nan)  # signed errors per step ahead
         self.error_pos_ = np.zeros(self.horizon, dtype=np.int64)
-        self.pending_: dict[int, np.ndarray] = {}  # origin step -> point forecasts made there
+        # the forecasts of the last `horizon` origins, in a ring: row = origin % horizon
+        self.pending_points_ = np.zeros((self.horizon, self.horizon))
+        self.pending_origin_ = np.full(self.horizon, np.iinfo(np.int64).min // 2, dtype=np.int64)
+        self.ahead_ = np.arange(1, self.horizon + 1)
+        self.damp_ = np.cumsum(self.phi**self.ahead_) if self.phi < 1.0 else self.ahead_.astype(float)
+        self.band_ = (np.full(self.horizon, np.nan), np.full(self.horizon, np.nan))
+        self.band_age_ = self.band_refresh  # stale: computed at first use
         self.n_ = 1
+
+    def _remember(self, step: int) -> None:
+        row = step % self.horizon
+        self.pending_origin_[row] = step
+        self.pending_points_[row] = self._points(step, self.horizon)
 
     def _step_of(self, t: float) -> int:
         return round(t / self.step_seconds)
 
     def _points(self, origin: int, horizon: int) -> np.ndarray:
-        h = np.arange(1, horizon + 1)
-        damp = np.cumsum(self.phi**h) if self.phi < 1.0 else h.astype(float)
-        phases = (origin + h) % self.period_
-        return self.level_ + damp * self.trend_ + self.season_[phases]
+        if horizon <= self.horizon:
+            h, damp = self.ahead_[:horizon], self.damp_[:horizon]
+        else:
+            h = np.arange(1, horizon + 1)
+            damp = np.cumsum(self.phi**h) if self.phi < 1.0 else h.astype(float)
+        return self.level_ + damp * self.trend_ + self.season_[(origin + h) % self.period_]
 
     # -- protocol --------------------------------------------------------------
     def learn_one(self, t: float, y: float) -> None:
@@ -86,19 +101,18 @@ class SeasonalHolt(Params):
         step = self._step_of(t)
         if not hasattr(self, "level_"):
             self._init_state(step, y)
-            self.pending_[step] = self._points(step, self.horizon)
+            self._remember(step)
             return
         gap = step - self.last_step_
         if gap <= 0:
             return  # duplicate or out of order: the first value seen wins
-        for origin, points in list(self.pending_.items()):
-            ahead = step - origin
-            if ahead > self.horizon:
-                del self.pending_[origin]
-            elif ahead >= 1:
-                k = ahead - 1
-                self.errors_[k, self.error_pos_[k] % self.window] = y - points[k]
-                self.error_pos_[k] += 1
+        ahead = step - self.pending_origin_
+        rows = np.flatnonzero((ahead >= 1) & (ahead <= self.horizon))
+        if rows.size:  # score the forecasts made 1..horizon steps ago against y
+            k = ahead[rows] - 1
+            self.errors_[k, self.error_pos_[k] % self.window] = y - self.pending_points_[rows, k]
+            self.error_pos_[k] += 1
+            self.band_age_ += 1
         phase = step % self.period_
         seen = self.season_seen_[phase]
         if self.n_ < self.period_:
@@ -123,22 +137,39 @@ class SeasonalHolt(Params):
         self.season_seen_[phase] = seen + 1
         self.last_step_ = step
         self.n_ += 1
-        self.pending_[step] = self._points(step, self.horizon)
+        self._remember(step)
+
+    def _tracked_band(self) -> tuple[np.ndarray, np.ndarray]:
+        """Error quantiles per step ahead, recomputed every ``band_refresh`` scored forecasts."""
+        if self.band_age_ >= self.band_refresh:
+            tail = (1.0 - self.interval) / 2.0
+            counts = np.minimum(self.error_pos_, self.window)
+            ordered = np.sort(self.errors_, axis=1)  # NaN (unfilled) sorts last
+            rows = np.arange(self.horizon)
+
+            def quantile(q: float) -> np.ndarray:  # linear interpolation, as numpy's default
+                pos = q * np.maximum(counts - 1, 0)
+                below = np.floor(pos).astype(np.int64)
+                above = np.minimum(below + 1, np.maximum(counts - 1, 0))
+                frac = pos - below
+                return ordered[rows, below] * (1.0 - frac) + ordered[rows, above] * frac
+
+            ok = counts >= self.min_errors
+            lo = np.where(ok, quantile(tail), np.nan)
+            hi = np.where(ok, quantile(1.0 - tail), np.nan)
+            self.band_, self.band_age_ = (lo, hi), 0
+        return self.band_
 
     def _band(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-        tail = (1.0 - self.interval) / 2.0
-        lo = np.full(horizon, np.nan)
-        hi = np.full(horizon, np.nan)
+        tracked_lo, tracked_hi = self._tracked_band()
         usable = min(horizon, self.horizon)
-        counts = np.minimum(self.error_pos_[:usable], self.window)
-        ok = counts >= self.min_errors
-        if ok.any():
-            q = np.nanquantile(self.errors_[:usable][ok], [tail, 1.0 - tail], axis=1)
-            lo[:usable][ok], hi[:usable][ok] = q[0], q[1]
-        if horizon > usable and ok.any():  # beyond the tracked horizon: widen the last band by sqrt(h)
-            last = np.flatnonzero(ok)[-1]
+        lo, hi = np.full(horizon, np.nan), np.full(horizon, np.nan)
+        lo[:usable], hi[:usable] = tracked_lo[:usable], tracked_hi[:usable]
+        ok = np.flatnonzero(np.isfinite(tracked_lo))
+        if horizon > usable and ok.size:  # beyond the tracked horizon: widen the last band by sqrt(h)
+            last = ok[-1]
             scale = np.sqrt(np.arange(usable + 1, horizon + 1) / (last + 1))
-            lo[usable:], hi[usable:] = lo[last] * scale, hi[last] * scale
+            lo[usable:], hi[usable:] = tracked_lo[last] * scale, tracked_hi[last] * scale
         return lo, hi
 
     def forecast(self, horizon: int) -> PointForecast:
@@ -155,8 +186,13 @@ class SeasonalHolt(Params):
         ahead = self._step_of(t) - self.last_step_
         if ahead < 1:
             return None
-        fc = self.forecast(ahead)
-        return Expectation(float(fc.point[-1]), float(fc.lower[-1]), float(fc.upper[-1]))
+        if ahead > self.horizon:
+            fc = self.forecast(ahead)
+            return Expectation(float(fc.point[-1]), float(fc.lower[-1]), float(fc.upper[-1]))
+        k = ahead - 1  # the common case, in scalars
+        point = self.level_ + self.damp_[k] * self.trend_ + self.season_[(self.last_step_ + ahead) % self.period_]
+        lo, hi = self._tracked_band()
+        return Expectation(float(point), float(point + lo[k]), float(point + hi[k]))
 
 
 FORECASTERS: dict[str, type] = {"seasonal_holt": SeasonalHolt}

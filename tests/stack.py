@@ -113,12 +113,12 @@ def _start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subp
         )
 
 
-def backfill(cluster: str, start: float, end: float, base: Path) -> None:
-    """A fresh TSDB in ``base/data`` with one simulated cluster, loaded by promtool."""
+def load_openmetrics(base: Path, text: str) -> None:
+    """A fresh TSDB in ``base/data`` holding ``text`` (OpenMetrics ending with # EOF), loaded by promtool."""
     shutil.rmtree(base, ignore_errors=True)
     (base / "data").mkdir(parents=True)
     om = base / "data.om"
-    om.write_text(openmetrics(cluster, start, end))
+    om.write_text(text)
     subprocess.run(
         [find_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(om), str(base / "data")],
         check=True,
@@ -126,6 +126,11 @@ def backfill(cluster: str, start: float, end: float, base: Path) -> None:
     )
     om.unlink()
     (base / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
+
+
+def backfill(cluster: str, start: float, end: float, base: Path) -> None:
+    """A fresh TSDB in ``base/data`` with one simulated cluster."""
+    load_openmetrics(base, openmetrics(cluster, start, end))
 
 
 def serve_prometheus(base: Path, port: int, what: str) -> subprocess.Popen[bytes]:

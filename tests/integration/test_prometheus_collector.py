@@ -255,3 +255,29 @@ def test_collector_from_settings_with_the_default_signals(test_stack):
     signals = {(b.key.cluster, b.key.signal) for b in result.batches}
     assert signals == {(c, s) for c in test_stack.prometheus for s in ("cpu", "memory", "requests")}
     col.close()
+
+
+def test_one_thanos_holding_many_clusters_is_split_by_the_external_label(test_stack, tmp_path):
+    """Two clusters' series in one Prometheus (as behind Thanos Query), told apart by `cluster`."""
+    end = int(test_stack.data["end"])
+    lines = ["# TYPE container_memory_working_set_bytes gauge"]
+    for cluster, value in (("east-1", 100.0), ("west-1", 200.0)):
+        labels = f'cluster="{cluster}",namespace="shop",workload="frontend",container="app"'
+        lines += [f"container_memory_working_set_bytes{{{labels}}} {value} {t}" for t in range(end - 3600, end + 1, 60)]
+    base = stack.STACK_DIR / "prometheus-thanos-like"
+    stack.load_openmetrics(base, "\n".join([*lines, "# EOF", ""]))
+    port = stack.free_port()
+    proc = stack.serve_prometheus(base, port, "Thanos-like Prometheus")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        clusters = [{"name": c, "url": url, "selector": {"cluster": c}} for c in ("east-1", "west-1")]
+        settings = load_settings(None, clusters=clusters, **{"collection.backfill_hours": 0.5})
+        col = PrometheusCollector.from_settings(settings)
+        result = col.pull(end)
+        memory = {b.key.cluster: b.values for b in result.batches if b.key.signal == "memory"}
+        assert set(memory) == {"east-1", "west-1"}
+        assert set(memory["east-1"].tolist()) == {100.0}
+        assert set(memory["west-1"].tolist()) == {200.0}
+        col.close()
+    finally:
+        stack.stop_group(proc.pid)
