@@ -1,11 +1,13 @@
 """A small HTTP proxy in front of a real Prometheus, for the failure modes a real server cannot show.
 
-It can demand a bearer token (Prometheus itself only knows basic auth) and hold requests
+It can demand a bearer token or basic auth (Prometheus' own basic auth needs bcrypt
+hashes) and hold requests
 until the test releases a gate (a slow cluster, without any sleep).
 """
 
 from __future__ import annotations
 
+import base64
 import threading
 import urllib.error
 import urllib.request
@@ -20,7 +22,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         proxy = self.server
         proxy.requests += 1
-        if proxy.token is not None and self.headers.get("Authorization") != f"Bearer {proxy.token}":
+        if proxy.expected_auth is not None and self.headers.get("Authorization") != proxy.expected_auth:
             self._reply(401, b"Unauthorized\n")
             return
         proxy.gate.wait(timeout=60)  # released by the test; bounded so a failing test cannot hang
@@ -44,10 +46,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, upstream: str, token: str | None) -> None:
+    def __init__(self, upstream: str, expected_auth: str | None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.upstream = upstream
-        self.token = token
+        self.expected_auth = expected_auth
         self.gate = threading.Event()
         self.gate.set()
         self.requests = 0
@@ -58,8 +60,12 @@ class _ProxyServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def proxy(upstream: str, token: str | None = None) -> Iterator[_ProxyServer]:
-    server = _ProxyServer(upstream, token)
+def proxy(upstream: str, token: str | None = None, basic: tuple[str, str] | None = None) -> Iterator[_ProxyServer]:
+    """``token``: demand ``Authorization: Bearer <token>``; ``basic``: demand HTTP basic auth."""
+    expected = f"Bearer {token}" if token is not None else None
+    if basic is not None:
+        expected = "Basic " + base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
+    server = _ProxyServer(upstream, expected)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -54,7 +55,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(url: str, what: str, proc: subprocess.Popen[bytes], deadline_s: float, log: Path) -> None:
+def wait_ready(
+    url: str,
+    what: str,
+    proc: subprocess.Popen[bytes],
+    deadline_s: float,
+    log: Path,
+    context: ssl.SSLContext | None = None,
+) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -63,7 +71,7 @@ def wait_ready(url: str, what: str, proc: subprocess.Popen[bytes], deadline_s: f
                 + log.read_text(errors="replace")[-2000:]
             )
         try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
+            with urllib.request.urlopen(url, timeout=1, context=context) as resp:
                 if resp.status == 200:
                     return
         except OSError:
@@ -133,9 +141,16 @@ def backfill(cluster: str, start: float, end: float, base: Path) -> None:
     load_openmetrics(base, openmetrics(cluster, start, end))
 
 
-def serve_prometheus(base: Path, port: int, what: str) -> subprocess.Popen[bytes]:
-    """Start Prometheus on an existing TSDB (again, after a stop) and wait until it is ready."""
+def serve_prometheus(
+    base: Path, port: int, what: str, web_config: Path | None = None, context: ssl.SSLContext | None = None
+) -> subprocess.Popen[bytes]:
+    """Start Prometheus on an existing TSDB (again, after a stop) and wait until it is ready.
+
+    ``web_config``: Prometheus' web configuration (TLS, client certificates); ``context``
+    is then what the readiness probe connects with.
+    """
     log = base / "prometheus.log"
+    extra = [f"--web.config.file={web_config}"] if web_config else []
     proc = _start(
         [
             find_binary("prometheus"),
@@ -143,10 +158,12 @@ def serve_prometheus(base: Path, port: int, what: str) -> subprocess.Popen[bytes
             f"--storage.tsdb.path={base / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--storage.tsdb.retention.time=3650d",
+            *extra,
         ],
         log,
     )
-    wait_ready(f"http://127.0.0.1:{port}/-/ready", what, proc, 30, log)
+    scheme = "https" if web_config else "http"
+    wait_ready(f"{scheme}://127.0.0.1:{port}/-/ready", what, proc, 30, log, context)
     return proc
 
 

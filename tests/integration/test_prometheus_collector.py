@@ -1,6 +1,7 @@
 """The Prometheus collector against real Prometheus servers (tests/stack.py), and a proxy for what they cannot do."""
 
 import logging
+import ssl
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from collectors.telemetry import CollectorTelemetry
 from intelligence.domain import SeriesKey, Tier
 from intelligence.settings import load_settings
 from tests import stack
+from tests.certs import make_pki
 from tests.proxy import proxy
 
 pytestmark = pytest.mark.integration
@@ -281,3 +283,57 @@ def test_one_thanos_holding_many_clusters_is_split_by_the_external_label(test_st
         col.close()
     finally:
         stack.stop_group(proc.pid)
+
+
+def test_tls_with_a_private_ca_and_a_client_certificate(test_stack, tmp_path):
+    """TLS is verified by default: without the CA bundle the cluster is down, with it (and the client cert) up."""
+    pki = make_pki(tmp_path / "pki")
+    web = tmp_path / "web.yml"
+    web.write_text(
+        "tls_server_config:\n"
+        f"  cert_file: {pki.server_cert}\n  key_file: {pki.server_key}\n"
+        f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {pki.ca}\n"
+    )
+    base = stack.STACK_DIR / "prometheus-tls"
+    stack.backfill("edge-1", test_stack.data["end"] - 7200, test_stack.data["end"], base)
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    context.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+    port = stack.free_port()
+    proc = stack.serve_prometheus(base, port, "TLS Prometheus", web_config=web, context=context)
+    url = f"https://127.0.0.1:{port}"
+    end = test_stack.data["end"]
+    try:
+        cases = {
+            "trusted": target("edge-1", url, verify=str(pki.ca), cert=(str(pki.client_cert), str(pki.client_key))),
+            "default verification": target("edge-1", url, cert=(str(pki.client_cert), str(pki.client_key))),
+            "no client certificate": target("edge-1", url, verify=str(pki.ca)),
+        }
+        states = {}
+        for name, t in cases.items():
+            col = PrometheusCollector([t], [MEMORY], 60, "5m", 3600)
+            health = col.pull(end).health[0]
+            states[name] = (health.state, health.last_error or "")
+            col.close()
+        assert states["trusted"][0] is HealthState.UP
+        assert states["default verification"][0] is HealthState.DOWN
+        assert "SSLError" in states["default verification"][1]
+        assert states["no client certificate"][0] is HealthState.DOWN
+    finally:
+        stack.stop_group(proc.pid)
+
+
+def test_basic_auth(test_stack, tmp_path):
+    password = tmp_path / "password"
+    password.write_text("hunter2\n")
+    end = test_stack.data["end"]
+    with proxy(test_stack.prometheus["cloud-1"], basic=("icos", "hunter2")) as guarded:
+        good = PrometheusCollector(
+            [target("cloud-1", guarded.url, basic_user="icos", basic_password_file=password)], [MEMORY], 60, "5m", 600
+        )
+        assert good.pull(end).health[0].state is HealthState.UP
+        good.close()
+        bad = PrometheusCollector(
+            [target("cloud-1", guarded.url, basic_user="root", basic_password_file=password)], [MEMORY], 60, "5m", 600
+        )
+        assert "authentication failed (HTTP 401)" in (bad.pull(end).health[0].last_error or "")
+        bad.close()
