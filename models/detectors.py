@@ -42,7 +42,7 @@ class ResidualRobust(Params):
         z = self._z(y, expected)
         if z is None:
             return 0.0, f"warming up ({getattr(self, 'n_', 0)}/{self.warmup} residuals)"
-        score = z * z / (z * z + self.half * self.half)
+        score = 1.0 / (1.0 + (self.half / z) ** 2) if z > 0.0 else 0.0  # z^2 / (z^2 + half^2), overflow-free
         return score, f"{z:.1f} robust deviations from the forecast"
 
     def learn_one(self, t: float, y: float, expected: Expectation | None) -> None:
@@ -62,6 +62,3 @@ class ResidualRobust(Params):
         else:
             self.scale_ += step if residual > self.scale_ else -step
         self.n_ += 1
-
-
-DETECTORS: dict[str, type] = {"residual_robust": ResidualRobust}

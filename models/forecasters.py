@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from models.base import Expectation, Params, PointForecast
+from models.calibration import ConformalBand
 
 
 class SeasonalHolt(Params):
@@ -67,21 +68,13 @@ class SeasonalHolt(Params):
         if period > 1:  # the first season's values, until the profile is initialised
             self.season_[step % period] = y
         self.season_seen_[step % period] = 1
-        self.errors_ = np.full((self.horizon, self.window), np.nan)  # signed errors per step ahead
-        self.error_pos_ = np.zeros(self.horizon, dtype=np.int64)
-        # the forecasts of the last `horizon` origins, in a ring: row = origin % horizon
-        self.pending_points_ = np.zeros((self.horizon, self.horizon))
-        self.pending_origin_ = np.full(self.horizon, np.iinfo(np.int64).min // 2, dtype=np.int64)
+        self.band_ = ConformalBand(self.horizon, self.interval, self.window, self.min_errors, self.band_refresh)
         self.ahead_ = np.arange(1, self.horizon + 1)
         self.damp_ = np.cumsum(self.phi**self.ahead_) if self.phi < 1.0 else self.ahead_.astype(float)
-        self.band_ = (np.full(self.horizon, np.nan), np.full(self.horizon, np.nan))
-        self.band_age_ = self.band_refresh  # stale: computed at first use
         self.n_ = 1
 
     def _remember(self, step: int) -> None:
-        row = step % self.horizon
-        self.pending_origin_[row] = step
-        self.pending_points_[row] = self._points(step, self.horizon)
+        self.band_.remember(step, self._points(step, self.horizon))
 
     def _step_of(self, t: float) -> int:
         return round(t / self.step_seconds)
@@ -106,13 +99,7 @@ class SeasonalHolt(Params):
         gap = step - self.last_step_
         if gap <= 0:
             return  # duplicate or out of order: the first value seen wins
-        ahead = step - self.pending_origin_
-        rows = np.flatnonzero((ahead >= 1) & (ahead <= self.horizon))
-        if rows.size:  # score the forecasts made 1..horizon steps ago against y
-            k = ahead[rows] - 1
-            self.errors_[k, self.error_pos_[k] % self.window] = y - self.pending_points_[rows, k]
-            self.error_pos_[k] += 1
-            self.band_age_ += 1
+        self.band_.score(step, y)
         phase = step % self.period_
         seen = self.season_seen_[phase]
         if self.n_ < self.period_:
@@ -139,45 +126,12 @@ class SeasonalHolt(Params):
         self.n_ += 1
         self._remember(step)
 
-    def _tracked_band(self) -> tuple[np.ndarray, np.ndarray]:
-        """Error quantiles per step ahead, recomputed every ``band_refresh`` scored forecasts."""
-        if self.band_age_ >= self.band_refresh:
-            tail = (1.0 - self.interval) / 2.0
-            counts = np.minimum(self.error_pos_, self.window)
-            ordered = np.sort(self.errors_, axis=1)  # NaN (unfilled) sorts last
-            rows = np.arange(self.horizon)
-
-            def quantile(q: float) -> np.ndarray:  # linear interpolation, as numpy's default
-                pos = q * np.maximum(counts - 1, 0)
-                below = np.floor(pos).astype(np.int64)
-                above = np.minimum(below + 1, np.maximum(counts - 1, 0))
-                frac = pos - below
-                return ordered[rows, below] * (1.0 - frac) + ordered[rows, above] * frac
-
-            ok = counts >= self.min_errors
-            lo = np.where(ok, quantile(tail), np.nan)
-            hi = np.where(ok, quantile(1.0 - tail), np.nan)
-            self.band_, self.band_age_ = (lo, hi), 0
-        return self.band_
-
-    def _band(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-        tracked_lo, tracked_hi = self._tracked_band()
-        usable = min(horizon, self.horizon)
-        lo, hi = np.full(horizon, np.nan), np.full(horizon, np.nan)
-        lo[:usable], hi[:usable] = tracked_lo[:usable], tracked_hi[:usable]
-        ok = np.flatnonzero(np.isfinite(tracked_lo))
-        if horizon > usable and ok.size:  # beyond the tracked horizon: widen the last band by sqrt(h)
-            last = ok[-1]
-            scale = np.sqrt(np.arange(usable + 1, horizon + 1) / (last + 1))
-            lo[usable:], hi[usable:] = tracked_lo[last] * scale, tracked_hi[last] * scale
-        return lo, hi
-
     def forecast(self, horizon: int) -> PointForecast:
         if not hasattr(self, "level_"):
             empty = np.full(horizon, np.nan)
             return PointForecast(empty, empty.copy(), empty.copy())
         point = self._points(self.last_step_, horizon)
-        lo, hi = self._band(horizon)
+        lo, hi = self.band_.band(horizon)
         return PointForecast(point, point + lo, point + hi)
 
     def expect(self, t: float) -> Expectation | None:
@@ -191,8 +145,5 @@ class SeasonalHolt(Params):
             return Expectation(float(fc.point[-1]), float(fc.lower[-1]), float(fc.upper[-1]))
         k = ahead - 1  # the common case, in scalars
         point = self.level_ + self.damp_[k] * self.trend_ + self.season_[(self.last_step_ + ahead) % self.period_]
-        lo, hi = self._tracked_band()
+        lo, hi = self.band_.edges()
         return Expectation(float(point), float(point + lo[k]), float(point + hi[k]))
-
-
-FORECASTERS: dict[str, type] = {"seasonal_holt": SeasonalHolt}

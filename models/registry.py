@@ -1,12 +1,25 @@
-"""Model kinds by name, chosen in settings; never swapped by editing imports."""
+"""Model kinds by name, chosen in settings; never swapped by editing imports.
+
+Kinds are found by dotted path and imported on first use, so naming river's models
+here costs nothing until one is built.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from models.base import Detector, Forecaster
-from models.detectors import DETECTORS
-from models.forecasters import FORECASTERS
+
+FORECASTERS: dict[str, str] = {
+    "seasonal_holt": "models.forecasters:SeasonalHolt",
+    "snarimax": "models.river_kinds:RiverSnarimax",
+    "holt_winters": "models.river_kinds:RiverHoltWinters",
+}
+DETECTORS: dict[str, str] = {
+    "residual_robust": "models.detectors:ResidualRobust",
+    "half_space_trees": "models.river_kinds:HalfSpaceTreesDetector",
+}
 
 
 class UnknownModelKind(ValueError):
@@ -17,11 +30,18 @@ class BadModelParams(ValueError):
     pass
 
 
-def _build(table: dict[str, type], what: str, kind: str, params: dict[str, Any]) -> Any:
+def kind_class(table: dict[str, str], what: str, kind: str) -> type:
     try:
-        cls = table[kind]
+        path = table[kind]
     except KeyError:
         raise UnknownModelKind(f"unknown {what} kind {kind!r}; known: {', '.join(sorted(table))}") from None
+    module, name = path.split(":")
+    cls: type = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def _build(table: dict[str, str], what: str, kind: str, params: dict[str, Any]) -> Any:
+    cls = kind_class(table, what, kind)
     try:
         return cls(**params)
     except TypeError as exc:
