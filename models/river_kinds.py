@@ -23,6 +23,9 @@ class _RiverForecaster(Params):
     season_seconds: float
     horizon: int
     interval: float
+    model_: Any
+    band_: ConformalBand
+    last_step_: int
 
     def _model(self) -> Any:
         raise NotImplementedError
@@ -98,9 +101,8 @@ class RiverSnarimax(_RiverForecaster):
     def _model(self) -> Any:
         from river import linear_model, preprocessing, time_series
 
-        regressor = preprocessing.TargetStandardScaler(
-            regressor=preprocessing.StandardScaler() | linear_model.LinearRegression(clip_gradient=self.clip_gradient)
-        )
+        scaled = preprocessing.StandardScaler() | linear_model.LinearRegression(clip_gradient=self.clip_gradient)
+        regressor = preprocessing.TargetStandardScaler(regressor=scaled)  # type: ignore[arg-type]  # a pipeline is a regressor
         return time_series.SNARIMAX(
             p=self.p, d=self.d, q=self.q, m=self._season_steps, sp=self.sp, sd=self.sd, sq=self.sq, regressor=regressor
         )
