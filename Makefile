@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PROM_DIR := .cache/prometheus
 PROM := $(PROM_DIR)/usr/bin/prometheus
 
-.PHONY: run test lint stack-up stack-down bench bench-collectors lock clean
+.PHONY: run test lint stack-up stack-down bench bench-collectors bench-models lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/icos-intel run $(ARGS)
@@ -30,10 +30,14 @@ stack-down: $(VENV)/.installed
 	$(BIN)/python -m tests.stack down
 
 # Benchmarks print a table and write JSON under bench-results/ (not part of `make test`).
-bench: bench-collectors
+bench: bench-collectors bench-models
 
 bench-collectors: $(VENV)/.installed $(PROM)
 	$(BIN)/python -m tests.bench.bench_collectors --json bench-results/collectors.json
+
+# NAB and the Azure VM CPU traces, read from ../shared/eval (never shipped with the project).
+bench-models: $(VENV)/.installed
+	$(BIN)/python -m tests.bench.bench_models --json bench-results/models.json
 
 # The Python environment: pinned by requirements.lock, installed with uv (seconds instead of minutes).
 $(VENV)/.installed: pyproject.toml requirements.lock

@@ -62,3 +62,85 @@ class ResidualRobust(Params):
         else:
             self.scale_ += step if residual > self.scale_ else -step
         self.n_ += 1
+
+
+class ResidualLikelihood(Params):
+    """Anomaly likelihood of forecast residuals: how unusual the recent deviations are for this series.
+
+    The core is :class:`ResidualRobust`'s robust deviation ``z`` (winsorised online median of
+    |residual|). Like Numenta's anomaly likelihood, the score then compares the mean ``z`` of
+    the last ``short`` samples with the distribution of ``z`` over the last ``long`` samples
+    (mean and spread tracked online): ``p`` = the Gaussian tail probability of that short
+    mean, reported on a log scale, ``score = log(p) / log(1e-10)`` clipped to [0, 1], so that
+    heavy-tailed series do not alarm all the time and 0.5 means p ~ 1e-5.
+    """
+
+    def __init__(
+        self, short: int = 1, long: int = 2000, warmup: int = 100, rate: float = 0.02, clip: float = 6.0
+    ) -> None:
+        self.short = short
+        self.long = long
+        self.warmup = warmup
+        self.rate = rate
+        self.clip = clip
+
+    def _z(self, y: float, expected: Expectation) -> float:
+        scale = getattr(self, "scale_", 0.0) * 1.4826
+        residual = abs(y - expected.value)
+        if scale <= 0.0:
+            return 0.0 if residual == 0.0 else self.clip
+        return min(residual / scale, 1e6)
+
+    def _likelihood(self, z: float) -> tuple[float, float]:
+        recent = getattr(self, "recent_sum_", 0.0) + z - (self.recent_[0] if self._full() else 0.0)
+        n = min(getattr(self, "n_", 0) + 1, self.short)
+        short_mean = recent / n
+        spread = math.sqrt(max(self.var_, 1e-12))
+        tail = 0.5 * math.erfc((short_mean - self.mean_) / (spread * math.sqrt(2.0)))
+        return short_mean, max(tail, 1e-300)
+
+    def _full(self) -> bool:
+        return len(getattr(self, "recent_", ())) >= self.short
+
+    def score_one(self, t: float, y: float, expected: Expectation | None) -> tuple[float, str]:
+        if expected is None or not math.isfinite(y) or not math.isfinite(expected.value):
+            return 0.0, "no expectation yet"
+        if getattr(self, "n_", 0) < self.warmup:
+            return 0.0, f"warming up ({getattr(self, 'n_', 0)}/{self.warmup} residuals)"
+        z = self._z(y, expected)
+        short_mean, tail = self._likelihood(z)
+        score = min(1.0, max(0.0, math.log(tail) / math.log(1e-10)))
+        return (
+            score,
+            f"{z:.1f} robust deviations; recent mean {short_mean:.1f} vs usual {self.mean_:.1f} (p={tail:.1e})",
+        )
+
+    def learn_one(self, t: float, y: float, expected: Expectation | None) -> None:
+        if expected is None or not math.isfinite(y) or not math.isfinite(expected.value):
+            return
+        residual = abs(y - expected.value)
+        if not hasattr(self, "scale_"):
+            self.scale_, self.n_, self.mean_, self.var_ = residual, 0, 0.0, 1.0
+            self.recent_: list[float] = []
+            self.recent_sum_ = 0.0
+        z = self._z(y, expected)
+        # the short window
+        self.recent_.append(z)
+        self.recent_sum_ += z
+        if len(self.recent_) > self.short:
+            self.recent_sum_ -= self.recent_.pop(0)
+        # the long-run distribution of the short mean (exponentially weighted, window ~ long)
+        short_mean = self.recent_sum_ / len(self.recent_)
+        w = 1.0 / min(self.n_ + 1, self.long)
+        delta = short_mean - self.mean_
+        self.mean_ += w * delta
+        self.var_ = (1.0 - w) * (self.var_ + w * delta * delta)
+        # the robust scale of residuals (winsorised online median)
+        if self.n_ >= self.warmup and self.scale_ > 0.0:
+            residual = min(residual, self.clip * self.scale_ * 1.4826)
+        if self.n_ < self.warmup:
+            self.scale_ += (residual - self.scale_) / (self.n_ + 1)
+        else:
+            step = self.rate * max(self.scale_, 1e-12)
+            self.scale_ += step if residual > self.scale_ else -step
+        self.n_ += 1

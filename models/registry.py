@@ -18,6 +18,7 @@ FORECASTERS: dict[str, str] = {
 }
 DETECTORS: dict[str, str] = {
     "residual_robust": "models.detectors:ResidualRobust",
+    "residual_likelihood": "models.detectors:ResidualLikelihood",
     "half_space_trees": "models.river_kinds:HalfSpaceTreesDetector",
 }
 
