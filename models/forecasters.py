@@ -147,3 +147,123 @@ class SeasonalHolt(Params):
         point = self.level_ + self.damp_[k] * self.trend_ + self.season_[(self.last_step_ + ahead) % self.period_]
         lo, hi = self.band_.edges()
         return Expectation(float(point), float(point + lo[k]), float(point + hi[k]))
+
+
+class AutoRegressiveRLS(Params):
+    """Autoregression on differences, fitted by recursive least squares with forgetting.
+
+    ``y`` is differenced once; the next difference is a linear function of the last
+    ``p`` differences (and, with ``seasonal_lag``, of the difference one season ago),
+    fitted exactly online by RLS with forgetting factor ``forget`` (no learning rate to
+    tune, no divergence on raw values: the inputs are scaled by a running spread).
+    Multi-step forecasts iterate the recursion; bands are online conformal.
+
+    >>> f = AutoRegressiveRLS(step_seconds=60, horizon=3, p=2, seasonal_lag=False)
+    >>> for i in range(300):
+    ...     f.learn_one(i * 60.0, 0.5 * i)
+    >>> np.round(f.forecast(3).point, 2).tolist()
+    [150.0, 150.5, 151.0]
+    """
+
+    def __init__(
+        self,
+        step_seconds: float = 60.0,
+        season_seconds: float = 86_400.0,
+        horizon: int = 12,
+        interval: float = 0.9,
+        p: int = 12,
+        seasonal_lag: bool = True,
+        forget: float = 0.9995,
+        prior: float = 100.0,
+    ) -> None:
+        self.step_seconds = step_seconds
+        self.season_seconds = season_seconds
+        self.horizon = horizon
+        self.interval = interval
+        self.p = p
+        self.seasonal_lag = seasonal_lag
+        self.forget = forget
+        self.prior = prior
+
+    @property
+    def _season(self) -> int:
+        return max(1, round(self.season_seconds / self.step_seconds))
+
+    def _init_state(self, step: int, y: float) -> None:
+        self.memory_ = (self._season + 1) if self.seasonal_lag else self.p
+        self.diffs_ = np.zeros(self.memory_ + 1)  # ring of past differences (scaled)
+        self.n_diffs_ = 0
+        size = self.p + (1 if self.seasonal_lag else 0) + 1
+        self.w_ = np.zeros(size)
+        self.P_ = np.eye(size) * self.prior
+        self.spread_ = 0.0
+        self.last_y_ = y
+        self.last_step_ = step
+        self.band_ = ConformalBand(self.horizon, self.interval)
+
+    def _features(self, diffs: np.ndarray, k: int) -> np.ndarray:
+        """Features to predict difference number k, from the ring of past differences."""
+        m = self.memory_ + 1
+        lags = [diffs[(k - j) % m] for j in range(1, self.p + 1)]
+        if self.seasonal_lag:
+            lags.append(diffs[(k - self._season) % m])
+        return np.array([*lags, 1.0])
+
+    def learn_one(self, t: float, y: float) -> None:
+        if not math.isfinite(y):
+            return
+        step = round(t / self.step_seconds)
+        if not hasattr(self, "w_"):
+            self._init_state(step, y)
+            self.band_.remember(step, self._forecast_points(self.horizon))
+            return
+        gap = step - self.last_step_
+        if gap <= 0:
+            return
+        self.band_.score(step, y)
+        diff = (y - self.last_y_) / gap  # a gap spreads the change evenly
+        self.spread_ += (abs(diff) - self.spread_) * (0.01 if self.n_diffs_ > 100 else 1.0 / (self.n_diffs_ + 1))
+        scale = self.spread_ or 1.0
+        k = self.n_diffs_
+        if k >= self.memory_:
+            x = self._features(self.diffs_, k)
+            target = diff / scale
+            px = self.P_ @ x
+            gain = px / (self.forget + x @ px)
+            self.w_ += gain * (target - x @ self.w_)
+            self.P_ = (self.P_ - np.outer(gain, px)) / self.forget
+        self.diffs_[k % (self.memory_ + 1)] = diff / scale
+        self.n_diffs_ += 1
+        self.last_y_, self.last_step_ = y, step
+        self.band_.remember(step, self._forecast_points(self.horizon))
+
+    def _forecast_points(self, horizon: int) -> np.ndarray:
+        if self.n_diffs_ < self.memory_:
+            return np.full(horizon, self.last_y_)  # the last value until the model has its lags
+        diffs = self.diffs_.copy()
+        scale = self.spread_ or 1.0
+        out, level = np.empty(horizon), self.last_y_
+        for h in range(horizon):
+            k = self.n_diffs_ + h
+            d = float(self._features(diffs, k) @ self.w_)
+            diffs[k % (self.memory_ + 1)] = d
+            level += d * scale
+            out[h] = level
+        return out
+
+    def forecast(self, horizon: int) -> PointForecast:
+        if not hasattr(self, "w_"):
+            empty = np.full(horizon, np.nan)
+            return PointForecast(empty, empty.copy(), empty.copy())
+        point = self._forecast_points(horizon)
+        lo, hi = self.band_.band(horizon)
+        return PointForecast(point, point + lo, point + hi)
+
+    def expect(self, t: float) -> Expectation | None:
+        if not hasattr(self, "w_"):
+            return None
+        ahead = round(t / self.step_seconds) - self.last_step_
+        if ahead < 1:
+            return None
+        fc = self.forecast(ahead)
+        return Expectation(float(fc.point[-1]), float(fc.lower[-1]), float(fc.upper[-1]))

@@ -13,6 +13,7 @@ from models.base import Detector, Forecaster
 
 FORECASTERS: dict[str, str] = {
     "seasonal_holt": "models.forecasters:SeasonalHolt",
+    "ar_rls": "models.forecasters:AutoRegressiveRLS",
     "snarimax": "models.river_kinds:RiverSnarimax",
     "holt_winters": "models.river_kinds:RiverHoltWinters",
 }

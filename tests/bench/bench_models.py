@@ -25,6 +25,7 @@ import sys
 import time
 from multiprocessing import Pool
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,14 +83,14 @@ def _load_azure() -> tuple[list[str], np.ndarray]:
     return header[1:], data
 
 
-def _azure_series(args: tuple[str, np.ndarray, str]) -> dict[str, float]:
-    sid, y, kind = args
+def _azure_series(args: tuple[str, np.ndarray, str, dict[str, Any]]) -> dict[str, float]:
+    sid, y, kind, params = args
     n = len(y)
     test_start = n - TEST_DAYS * SEASON
     origins = set(range(test_start, n - H + 1, ORIGIN_EVERY))
     hist = y[:test_start]
     scale = float(np.mean(np.abs(hist[SEASON:] - hist[:-SEASON])))
-    model = make_forecaster(kind, step_seconds=300.0, horizon=H, interval=0.9)
+    model = make_forecaster(kind, **{"step_seconds": 300.0, "horizon": H, "interval": 0.9, **params})
     errors, smapes, inside, total = [], [], 0, 0
     learn_seconds = 0.0
     for t in range(n):
@@ -117,11 +118,11 @@ def _azure_series(args: tuple[str, np.ndarray, str]) -> dict[str, float]:
     }
 
 
-def bench_azure(kind: str, series: int | None) -> dict[str, float]:
+def bench_azure(kind: str, series: int | None, params: dict[str, Any] | None = None) -> dict[str, float]:
     ids, data = _load_azure()
     count = series or len(ids)
     with Pool(2) as pool:
-        per = pool.map(_azure_series, [(ids[j], data[:, j], kind) for j in range(count)])
+        per = pool.map(_azure_series, [(ids[j], data[:, j], kind, params or {}) for j in range(count)])
     mase = np.array([p["mase"] for p in per if math.isfinite(p["mase"])])
     return {
         "mase_mean": float(mase.mean()),
@@ -141,6 +142,7 @@ def main() -> int:
     ap.add_argument("--nab-forecaster", default="seasonal_holt", help="the forecaster under the NAB detectors")
     ap.add_argument("--files", type=int, default=None, help="only the first N NAB files (not comparable)")
     ap.add_argument("--series", type=int, default=None, help="only the first N Azure series")
+    ap.add_argument("--forecaster-params", type=json.loads, default={}, help="JSON params for every forecaster")
     ap.add_argument("--json", type=Path, default=Path("bench-results/models.json"))
     args = ap.parse_args()
     if not SHARED.is_dir():
@@ -155,7 +157,7 @@ def main() -> int:
     if "azure" in tasks:
         for kind in args.forecasters.split(","):
             print(f"Azure VM CPU: {kind} ...", file=sys.stderr)
-            report["azure"][kind] = bench_azure(kind, args.series)
+            report["azure"][kind] = bench_azure(kind, args.series, args.forecaster_params)
     if report["nab"]:
         print("\nNAB (normalised score; published: HTM 70.1, KNN-CAD 58.0, Skyline 58.2, RCF 51.7)")
         print(f"{'detector':<20} {'standard':>9} {'low FP':>8} {'low FN':>8} {'us/sample':>10}")
