@@ -34,7 +34,7 @@ class BacktestOptions:
     forecast_start: int = 0
     forecast_every: int = 1
     forecaster: str = "seasonal_holt"
-    detector: str = "residual_robust"
+    detector: str = "residual_likelihood"
     interval: float = 0.9
     anomaly_threshold: float = 0.7
 

@@ -219,7 +219,7 @@ class ModelSettings(_Group):
 
     forecaster: str = "seasonal_holt"
     forecaster_params: dict[str, Any] = Field(default_factory=dict)
-    detector: str = "residual_robust"
+    detector: str = "residual_likelihood"
     detector_params: dict[str, Any] = Field(default_factory=dict)
     per_signal: dict[str, dict[str, Any]] = Field(default_factory=dict)  # {"cpu": {"forecaster": ..., ...}}
     horizon_steps: int = Field(default=12, ge=1, le=2016)

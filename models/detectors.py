@@ -72,17 +72,29 @@ class ResidualLikelihood(Params):
     the last ``short`` samples with the distribution of ``z`` over the last ``long`` samples
     (mean and spread tracked online): ``p`` = the Gaussian tail probability of that short
     mean, reported on a log scale, ``score = log(p) / log(1e-10)`` clipped to [0, 1], so that
-    heavy-tailed series do not alarm all the time and 0.5 means p ~ 1e-5.
+    heavy-tailed series do not alarm all the time and 0.5 means p ~ 1e-5. After a score at
+    or above ``alarm_level``, scores are held just below it for ``hold`` samples: the
+    series is still anomalous, but it is the same alarm (NAB counts repeated alarms as
+    false positives; so do people on call).
     """
 
     def __init__(
-        self, short: int = 1, long: int = 2000, warmup: int = 100, rate: float = 0.02, clip: float = 6.0
+        self,
+        short: int = 1,
+        long: int = 2000,
+        warmup: int = 100,
+        rate: float = 0.02,
+        clip: float = 6.0,
+        alarm_level: float = 0.7,
+        hold: int = 100,
     ) -> None:
         self.short = short
         self.long = long
         self.warmup = warmup
         self.rate = rate
         self.clip = clip
+        self.alarm_level = alarm_level
+        self.hold = hold
 
     def _z(self, y: float, expected: Expectation) -> float:
         scale = getattr(self, "scale_", 0.0) * 1.4826
@@ -91,40 +103,46 @@ class ResidualLikelihood(Params):
             return 0.0 if residual == 0.0 else self.clip
         return min(residual / scale, 1e6)
 
-    def _likelihood(self, z: float) -> tuple[float, float]:
-        recent = getattr(self, "recent_sum_", 0.0) + z - (self.recent_[0] if self._full() else 0.0)
-        n = min(getattr(self, "n_", 0) + 1, self.short)
-        short_mean = recent / n
-        spread = math.sqrt(max(self.var_, 1e-12))
-        tail = 0.5 * math.erfc((short_mean - self.mean_) / (spread * math.sqrt(2.0)))
-        return short_mean, max(tail, 1e-300)
-
-    def _full(self) -> bool:
-        return len(getattr(self, "recent_", ())) >= self.short
-
-    def score_one(self, t: float, y: float, expected: Expectation | None) -> tuple[float, str]:
-        if expected is None or not math.isfinite(y) or not math.isfinite(expected.value):
-            return 0.0, "no expectation yet"
-        if getattr(self, "n_", 0) < self.warmup:
-            return 0.0, f"warming up ({getattr(self, 'n_', 0)}/{self.warmup} residuals)"
+    def _raw(self, y: float, expected: Expectation) -> tuple[float, str]:
         z = self._z(y, expected)
-        short_mean, tail = self._likelihood(z)
+        full = len(self.recent_) >= self.short
+        recent = self.recent_sum_ + z - (self.recent_[0] if full else 0.0)
+        short_mean = recent / min(self.n_ + 1, self.short)
+        spread = math.sqrt(max(self.var_, 1e-12))
+        tail = max(0.5 * math.erfc((short_mean - self.mean_) / (spread * math.sqrt(2.0))), 1e-300)
         score = min(1.0, max(0.0, math.log(tail) / math.log(1e-10)))
         return (
             score,
             f"{z:.1f} robust deviations; recent mean {short_mean:.1f} vs usual {self.mean_:.1f} (p={tail:.1e})",
         )
 
+    def _usable(self, y: float, expected: Expectation | None) -> bool:
+        return expected is not None and math.isfinite(y) and math.isfinite(expected.value)
+
+    def score_one(self, t: float, y: float, expected: Expectation | None) -> tuple[float, str]:
+        if expected is None or not self._usable(y, expected):
+            return 0.0, "no expectation yet"
+        if getattr(self, "n_", 0) < self.warmup:
+            return 0.0, f"warming up ({getattr(self, 'n_', 0)}/{self.warmup} residuals)"
+        score, why = self._raw(y, expected)
+        since = self.n_ - self.alarm_at_
+        if score >= self.alarm_level and since < self.hold:
+            return self.alarm_level * 0.99, f"{why}; alarm raised {since} samples ago, held"
+        return score, why
+
     def learn_one(self, t: float, y: float, expected: Expectation | None) -> None:
-        if expected is None or not math.isfinite(y) or not math.isfinite(expected.value):
+        if expected is None or not self._usable(y, expected):
             return
         residual = abs(y - expected.value)
         if not hasattr(self, "scale_"):
             self.scale_, self.n_, self.mean_, self.var_ = residual, 0, 0.0, 1.0
             self.recent_: list[float] = []
             self.recent_sum_ = 0.0
+            self.alarm_at_ = -(10**9)
+        fresh_alarm_possible = self.n_ >= self.warmup and self.n_ - self.alarm_at_ >= self.hold
+        if fresh_alarm_possible and self._raw(y, expected)[0] >= self.alarm_level:
+            self.alarm_at_ = self.n_  # a new alarm: the next ones are held
         z = self._z(y, expected)
-        # the short window
         self.recent_.append(z)
         self.recent_sum_ += z
         if len(self.recent_) > self.short:
