@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.base import Expectation, PointForecast
+
 
 class ConformalBand:
     """Signed errors per step ahead, and the band they imply.
@@ -92,3 +94,35 @@ class ConformalBand:
             scale = np.sqrt(np.arange(usable + 1, horizon + 1) / (last + 1))
             lo[usable:], hi[usable:] = tracked_lo[last] * scale, tracked_hi[last] * scale
         return lo, hi
+
+
+class CalibratedForecasts:
+    """``forecast`` and ``expect`` for a forecaster that keeps a :class:`ConformalBand` in ``band_``.
+
+    The forecaster provides ``step_seconds``, ``last_step_`` and ``_forecast_points(horizon)``;
+    both methods answer "cannot tell yet" (NaN, None) until the first sample was learnt.
+    """
+
+    step_seconds: float
+    last_step_: int
+    band_: ConformalBand
+
+    def _forecast_points(self, horizon: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def forecast(self, horizon: int) -> PointForecast:
+        if not hasattr(self, "band_"):
+            empty = np.full(horizon, np.nan)
+            return PointForecast(empty, empty.copy(), empty.copy())
+        point = self._forecast_points(horizon)
+        lo, hi = self.band_.band(horizon)
+        return PointForecast(point, point + lo, point + hi)
+
+    def expect(self, t: float) -> Expectation | None:
+        if not hasattr(self, "band_"):
+            return None
+        ahead = round(t / self.step_seconds) - self.last_step_
+        if ahead < 1:
+            return None
+        fc = self.forecast(ahead)
+        return Expectation(float(fc.point[-1]), float(fc.lower[-1]), float(fc.upper[-1]))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from models.base import Expectation, Params, PointForecast
-from models.calibration import ConformalBand
+from models.calibration import CalibratedForecasts, ConformalBand
 
 
 class SeasonalHolt(Params):
@@ -149,7 +149,7 @@ class SeasonalHolt(Params):
         return Expectation(float(point), float(point + lo[k]), float(point + hi[k]))
 
 
-class AutoRegressiveRLS(Params):
+class AutoRegressiveRLS(CalibratedForecasts, Params):
     """Autoregression on differences, fitted by recursive least squares with forgetting.
 
     ``y`` is differenced once; the next difference is a linear function of the last
@@ -250,20 +250,3 @@ class AutoRegressiveRLS(Params):
             level += d * scale
             out[h] = level
         return out
-
-    def forecast(self, horizon: int) -> PointForecast:
-        if not hasattr(self, "w_"):
-            empty = np.full(horizon, np.nan)
-            return PointForecast(empty, empty.copy(), empty.copy())
-        point = self._forecast_points(horizon)
-        lo, hi = self.band_.band(horizon)
-        return PointForecast(point, point + lo, point + hi)
-
-    def expect(self, t: float) -> Expectation | None:
-        if not hasattr(self, "w_"):
-            return None
-        ahead = round(t / self.step_seconds) - self.last_step_
-        if ahead < 1:
-            return None
-        fc = self.forecast(ahead)
-        return Expectation(float(fc.point[-1]), float(fc.lower[-1]), float(fc.upper[-1]))

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from models.base import Expectation, Params, PointForecast
-from models.calibration import ConformalBand
+from models.base import Expectation, Params
+from models.calibration import CalibratedForecasts, ConformalBand
 
 
-class _RiverForecaster(Params):
+class _RiverForecaster(CalibratedForecasts, Params):
     """Shared plumbing: step bookkeeping, target scaling is the subclass's, calibrated bands."""
 
     step_seconds: float
@@ -47,31 +47,14 @@ class _RiverForecaster(Params):
             self.band_ = ConformalBand(self.horizon, self.interval)
         self.model_.learn_one(y)
         self.last_step_ = step
-        self.band_.remember(step, self._points(self.horizon))
+        self.band_.remember(step, self._forecast_points(self.horizon))
 
-    def _points(self, horizon: int) -> np.ndarray:
+    def _forecast_points(self, horizon: int) -> np.ndarray:
         try:
             points = np.asarray(self.model_.forecast(horizon=horizon), dtype=np.float64)
         except (IndexError, ValueError, ZeroDivisionError):  # river before its first season is complete
             return np.full(horizon, np.nan)
         return np.where(np.isfinite(points), points, np.nan)
-
-    def forecast(self, horizon: int) -> PointForecast:
-        if not hasattr(self, "model_"):
-            empty = np.full(horizon, np.nan)
-            return PointForecast(empty, empty.copy(), empty.copy())
-        point = self._points(horizon)
-        lo, hi = self.band_.band(horizon)
-        return PointForecast(point, point + lo, point + hi)
-
-    def expect(self, t: float) -> Expectation | None:
-        if not hasattr(self, "model_"):
-            return None
-        ahead = round(t / self.step_seconds) - self.last_step_
-        if ahead < 1:
-            return None
-        fc = self.forecast(ahead)
-        return Expectation(float(fc.point[-1]), float(fc.lower[-1]), float(fc.upper[-1]))
 
 
 class RiverSnarimax(_RiverForecaster):
