@@ -7,6 +7,18 @@ import math
 from models.base import Expectation, Params
 
 
+def robust_scale_update(scale: float, n: int, residual: float, warmup: int, rate: float, clip: float) -> float:
+    """One step of the online median of |residual|: a running mean while warming up, then
+    stochastic quantile tracking with a step proportional to the scale, on residuals
+    winsorised at ``clip`` robust deviations (so an anomaly does not teach that anomalies are normal)."""
+    if n < warmup:
+        return scale + (residual - scale) / (n + 1)
+    if scale > 0.0:
+        residual = min(residual, clip * scale * 1.4826)
+    step = rate * max(scale, 1e-12)
+    return scale + step if residual > scale else scale - step
+
+
 class ResidualRobust(Params):
     """Scores how far a sample falls from the forecaster's expectation, in robust units.
 
@@ -53,14 +65,7 @@ class ResidualRobust(Params):
             self.scale_ = residual
             self.n_ = 1
             return
-        if self.n_ >= self.warmup and self.scale_ > 0.0:
-            residual = min(residual, self.clip * self.scale_ * 1.4826)
-        # stochastic median tracking with a step proportional to the scale
-        step = self.rate * max(self.scale_, 1e-12) if self.n_ >= self.warmup else residual - self.scale_
-        if self.n_ < self.warmup:
-            self.scale_ += step / (self.n_ + 1)  # running mean while warming up
-        else:
-            self.scale_ += step if residual > self.scale_ else -step
+        self.scale_ = robust_scale_update(self.scale_, self.n_, residual, self.warmup, self.rate, self.clip)
         self.n_ += 1
 
 
@@ -153,12 +158,5 @@ class ResidualLikelihood(Params):
         delta = short_mean - self.mean_
         self.mean_ += w * delta
         self.var_ = (1.0 - w) * (self.var_ + w * delta * delta)
-        # the robust scale of residuals (winsorised online median)
-        if self.n_ >= self.warmup and self.scale_ > 0.0:
-            residual = min(residual, self.clip * self.scale_ * 1.4826)
-        if self.n_ < self.warmup:
-            self.scale_ += (residual - self.scale_) / (self.n_ + 1)
-        else:
-            step = self.rate * max(self.scale_, 1e-12)
-            self.scale_ += step if residual > self.scale_ else -step
+        self.scale_ = robust_scale_update(self.scale_, self.n_, residual, self.warmup, self.rate, self.clip)
         self.n_ += 1

@@ -1,30 +1,33 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Response
 
 from api.deps import ServiceDep
 from api.schemas import ClusterHealthOut, ClusterOut, ComponentHealth, HealthOut
+from collectors.base import ClusterHealth
 
 router = APIRouter(tags=["health"])
+
+
+def _health_fields(h: ClusterHealth) -> dict[str, Any]:
+    return {
+        "cluster": h.cluster,
+        "tier": h.tier.value,
+        "state": h.state.value,
+        "last_success": datetime.fromtimestamp(h.last_success, UTC) if h.last_success else None,
+        "last_error": h.last_error,
+        "latency_seconds": h.latency_seconds,
+        "series": h.series,
+    }
 
 
 @router.get("/healthz", response_model=HealthOut, summary="Liveness and the health of every dependency")
 def healthz(service: ServiceDep, response: Response) -> HealthOut:
     status = service.engine.status
-    clusters = [
-        ClusterHealthOut(
-            cluster=h.cluster,
-            tier=h.tier.value,
-            state=h.state.value,
-            last_success=datetime.fromtimestamp(h.last_success, UTC) if h.last_success else None,
-            last_error=h.last_error,
-            latency_seconds=h.latency_seconds,
-            series=h.series,
-        )
-        for h in status.health
-    ]
+    clusters = [ClusterHealthOut(**_health_fields(h)) for h in status.health]
     tracker = service.tracker.health() if service.tracker is not None else None
     mlflow = (
         ComponentHealth(state=tracker.state, detail=tracker.detail) if tracker else ComponentHealth(state="disabled")
@@ -61,16 +64,10 @@ def clusters(service: ServiceDep) -> list[ClusterOut]:
         c = configured.get(h.cluster)
         out.append(
             ClusterOut(
-                cluster=h.cluster,
-                tier=h.tier.value,
-                state=h.state.value,
+                **_health_fields(h),
                 url=c.url if c else None,
                 labels=dict(c.labels) if c else {},
                 capacity_cores=c.capacity_cores if c else None,
-                last_success=datetime.fromtimestamp(h.last_success, UTC) if h.last_success else None,
-                last_error=h.last_error,
-                latency_seconds=h.latency_seconds,
-                series=h.series,
             )
         )
     return out
