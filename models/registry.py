@@ -14,6 +14,7 @@ from models.base import Detector, Forecaster
 FORECASTERS: dict[str, str] = {
     "seasonal_holt": "models.forecasters:SeasonalHolt",
     "ar_rls": "models.forecasters:AutoRegressiveRLS",
+    "seasonal_ar": "models.seasonal_ar:SeasonalAR",
     "snarimax": "models.river_kinds:RiverSnarimax",
     "holt_winters": "models.river_kinds:RiverHoltWinters",
 }

@@ -1,0 +1,100 @@
+"""State of many series in numpy arrays: one row ("slot") per series.
+
+A vectorised kind declares its per-series fields (shape, dtype, initial value);
+:class:`SlotArrays` allocates them for ``capacity`` series, grows by doubling, resets
+slots for new series and copies fields between slots (cold start). The same kind
+serves one series through :class:`SingleSeries`, which holds one slot, so the
+per-series protocol and the vectorised bank run exactly the same arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    shape: tuple[int, ...]
+    dtype: type
+    initial: float | np.ndarray  # a constant, or one slot's initial array
+
+
+class SlotArrays:
+    """Named arrays whose first axis is the slot."""
+
+    def __init__(self, fields: dict[str, FieldSpec], capacity: int = 0) -> None:
+        self.fields = fields
+        self.capacity = 0
+        self.arrays: dict[str, np.ndarray] = {
+            name: np.empty((0, *spec.shape), dtype=spec.dtype) for name, spec in fields.items()
+        }
+        if capacity:
+            self.grow(capacity)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    def __setitem__(self, name: str, value: np.ndarray) -> None:
+        self.arrays[name] = value
+
+    def grow(self, capacity: int) -> None:
+        """Room for at least ``capacity`` slots (doubling, so appends are amortised O(1))."""
+        if capacity <= self.capacity:
+            return
+        new = max(capacity, 2 * self.capacity, 8)
+        for name, spec in self.fields.items():
+            old = self.arrays[name]
+            grown = np.empty((new, *spec.shape), dtype=spec.dtype)
+            grown[: self.capacity] = old[: self.capacity]
+            self.arrays[name] = grown
+        fresh = np.arange(self.capacity, new)
+        self.capacity = new
+        self.reset(fresh)
+
+    def reset(self, slots: np.ndarray) -> None:
+        """Give ``slots`` their initial, untrained state."""
+        if len(slots) == 0:
+            return
+        for name, spec in self.fields.items():
+            self.arrays[name][slots] = spec.initial
+
+    def copy(self, names: list[str], source: np.ndarray, target: np.ndarray) -> None:
+        for name in names:
+            self.arrays[name][target] = self.arrays[name][source]
+
+    def bytes_per_slot(self) -> int:
+        return sum(int(np.prod(spec.shape, dtype=np.int64)) * np.dtype(spec.dtype).itemsize for spec in self.fields.values())
+
+
+class Slotted:
+    """Base of vectorised kinds: ``_fields()`` declares the per-series state, ``state_`` holds it."""
+
+    vectorised = True
+
+    def _fields(self) -> dict[str, FieldSpec]:
+        raise NotImplementedError
+
+    def _state(self) -> SlotArrays:
+        state: SlotArrays | None = getattr(self, "state_", None)
+        if state is None:
+            state = self.state_ = SlotArrays(self._fields())
+        return state
+
+    def ensure(self, capacity: int) -> SlotArrays:
+        state = self._state()
+        state.grow(capacity)
+        return state
+
+    def reset(self, slots: np.ndarray) -> None:
+        self._state().reset(slots)
+
+    def bytes_per_series(self) -> int:
+        return self._state().bytes_per_slot()
+
+
+SLOT0 = np.zeros(1, dtype=np.int64)
+
+
+def one(value: float) -> np.ndarray:
+    return np.array([value], dtype=np.float64)
