@@ -157,7 +157,7 @@ def backtest(
     horizon: Annotated[int, typer.Option(min=0, help="Steps ahead (0 = no forecast columns)")] = 12,
     forecast_start: Annotated[int, typer.Option(min=0, help="First row that needs forecasts")] = 0,
     forecast_every: Annotated[int, typer.Option(min=1, help="Forecast every K rows from --forecast-start")] = 1,
-    forecaster: Annotated[str, typer.Option(help="Forecaster kind")] = "seasonal_holt",
+    forecaster: Annotated[str, typer.Option(help="Forecaster kind")] = "seasonal_ar",
     detector: Annotated[str, typer.Option(help="Detector kind")] = "residual_likelihood",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the accuracy figures as JSON")] = None,
 ) -> None:

@@ -33,7 +33,7 @@ class BacktestOptions:
     anomaly: bool = True
     forecast_start: int = 0
     forecast_every: int = 1
-    forecaster: str = "seasonal_holt"
+    forecaster: str = "seasonal_ar"
     detector: str = "residual_likelihood"
     interval: float = 0.9
     anomaly_threshold: float = 0.7

@@ -116,7 +116,7 @@ class Engine:
 
     def forget(self, predicate: Callable[[SeriesKey], bool]) -> int:
         """Drop the models, forecasts and scores of the series ``predicate`` selects (they left)."""
-        keys = [k for k in self.bank.series if predicate(k)]
+        keys = [k for k in self.bank.series_keys() if predicate(k)]
         self.bank.drop(keys)
         self.forecasts.drop(keys)
         self.anomalies.drop(keys)
@@ -130,19 +130,15 @@ class Engine:
         if result.removed_clusters:
             gone = set(result.removed_clusters)
             self.forget(lambda k: k.cluster in gone)
-        scores: list[AnomalyScore] = []
-        touched: list[SeriesKey] = []
-        samples = 0
-        for batch in result.batches:
-            if not self.owns(batch.key) or len(batch) == 0:
-                continue
-            scores.extend(self.bank.observe(batch.key, batch.timestamps, batch.values))
-            touched.append(batch.key)
-            samples += len(batch)
+        mine = [b for b in result.batches if len(b) and self.owns(b.key)]
+        touched = [b.key for b in mine]
+        samples = sum(len(b) for b in mine)
+        scores = self.bank.observe_many(
+            [(b.key, b.timestamps, b.values) for b in mine], report_at=self.anomalies.threshold
+        )
         events = self.anomalies.put_many(scores)
         self._log_events(events)
-        fresh = [fc for key in touched if (fc := self.bank.forecast(key, self.horizon, self.step_seconds)) is not None]
-        self.forecasts.put_many(fresh)
+        self.forecasts.put_many(self.bank.forecast_many(touched, self.horizon, self.step_seconds))
         when = datetime.fromtimestamp(now, UTC)
         decisions = decide(
             self.forecasts.query(signal=self.policy.signal), self.actuator.floors, self.policy, when, self.ttl

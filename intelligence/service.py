@@ -29,7 +29,7 @@ from intelligence.settings import ConfigError, Settings, load_settings
 from intelligence.stores import AnomalyStore, ForecastStore
 from models import checkpoint
 from models.bank import ModelBank, ModelFactory
-from models.registry import BadModelParams, UnknownModelKind, make_detector, make_forecaster
+from models.registry import BadModelParams, ModelSpec, UnknownModelKind, make_detector, make_forecaster
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,9 @@ def model_spec(settings: Settings, signal: str, step_seconds: float) -> dict[str
 
 
 def model_factory(settings: Settings, step_seconds: float) -> ModelFactory:
-    def build(key: SeriesKey) -> tuple[Any, Any, str, str]:
+    def build(key: SeriesKey) -> ModelSpec:
         spec = model_spec(settings, key.signal, step_seconds)
-        return (
-            make_forecaster(spec["forecaster"], **spec["forecaster_params"]),
-            make_detector(spec["detector"], **spec["detector_params"]),
-            spec["forecaster"],
-            spec["detector"],
-        )
+        return ModelSpec.of(spec["forecaster"], spec["detector"], spec["forecaster_params"], spec["detector_params"])
 
     return build
 
@@ -232,7 +227,7 @@ class Service:
             self.checkpoint()
 
     def checkpoint(self) -> None:
-        payload = checkpoint.dump(self.engine.bank.series, self.signature)
+        payload = checkpoint.dump(self.engine.bank.snapshot(), self.signature)
         checkpoint.write_atomically(self.checkpoint_path, payload)
 
     def stop(self) -> None:
@@ -287,7 +282,7 @@ def build_service(
     checkpoint_path = state_dir / "checkpoints" / f"bank-shard{settings.engine.shard_index}.pkl"
     registry = CollectorRegistry(auto_describe=True)
     telemetry = CollectorTelemetry(registry)
-    restored: dict[SeriesKey, Any] = {}
+    restored: dict[str, Any] = {}
     source = build_source(settings, clock, telemetry, resume=-math.inf)
     signature = model_signature(settings, source.step_seconds)
     _check_models(settings, source.step_seconds)
@@ -297,12 +292,13 @@ def build_service(
         except checkpoint.CheckpointError as exc:
             source.collector.close()
             raise StartupError(str(exc)) from exc
-        log.info("restored %d series from %s", len(restored), checkpoint_path)
-        resume = max((m.last_timestamp for m in restored.values()), default=-math.inf)
+    bank = ModelBank(model_factory(settings, source.step_seconds), interval=settings.models.interval, **restored)
+    if restored:
+        log.info("restored %d series from %s", len(bank), checkpoint_path)
+        resume = bank.latest_timestamp()
         if clock is None and settings.embedded and resume > source.clock.now():
             source.collector.close()
             source = build_source(settings, None, telemetry, resume)  # the simulated clock goes on from there
-    bank = ModelBank(model_factory(settings, source.step_seconds), interval=settings.models.interval, series=restored)
     try:
         store = RecommendationStore(settings.storage.resolved_database_url())
     except Exception as exc:

@@ -217,7 +217,7 @@ class SimulationSettings(_Group):
 class ModelSettings(_Group):
     """Model kinds and their hyper-parameters, per signal if needed."""
 
-    forecaster: str = "seasonal_holt"
+    forecaster: str = "seasonal_ar"
     forecaster_params: dict[str, Any] = Field(default_factory=dict)
     detector: str = "residual_likelihood"
     detector_params: dict[str, Any] = Field(default_factory=dict)

@@ -1,17 +1,25 @@
-"""The model bank: the state of every series, and the only code that knows its layout."""
+"""The model bank: the state of every series, and the only code that knows its layout.
+
+Series whose kinds are vectorised live in a :class:`~models.fleet.Fleet` per model spec
+(numpy arrays, one slot per series); the others (river's kinds, for instance) keep one
+forecaster and detector object each. Callers see one bank either way.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from intelligence.domain import AnomalyReason, AnomalyScore, Forecast, SeriesKey
 from models.base import Detector, Expectation, Forecaster
+from models.fleet import Batch, Fleet
+from models.registry import ModelSpec
 
-ModelFactory = Callable[[SeriesKey], tuple[Forecaster, Detector, str, str]]
+ModelFactory = Callable[[SeriesKey], ModelSpec]
 
 
 @dataclass(slots=True)
@@ -40,6 +48,7 @@ class BankAccuracy:
     mae: float
     relative_mae: float  # our MAE over the last-value forecast's MAE (< 1: better than naive)
     coverage: float  # share of samples inside the band
+    drifts: int = 0  # concept drifts detected (and adapted to)
 
     def as_metrics(self) -> dict[str, float]:
         return {
@@ -48,36 +57,88 @@ class BankAccuracy:
             "mae_1step": self.mae,
             "relative_mae_1step": self.relative_mae,
             "coverage_1step": self.coverage,
+            "drifts": self.drifts,
         }
 
 
 @dataclass
 class ModelBank:
-    """Holds a forecaster and a detector per series; scores, then learns, each sample."""
+    """A forecaster and a detector for every series; scores, then learns, each sample."""
 
     factory: ModelFactory
     interval: float = 0.9
-    series: dict[SeriesKey, SeriesModels] = field(default_factory=dict)
+    series: dict[SeriesKey, SeriesModels] = field(default_factory=dict)  # per-series kinds
+    fleets: dict[ModelSpec, Fleet] = field(default_factory=dict)  # vectorised kinds
+    _specs: dict[SeriesKey, ModelSpec] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
-        return len(self.series)
+        return len(self.series) + sum(len(f) for f in self.fleets.values())
 
-    def _models(self, key: SeriesKey) -> SeriesModels:
+    def series_keys(self) -> list[SeriesKey]:
+        return [*self.series, *(k for f in self.fleets.values() for k in f.slots)]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The learnt state, for a checkpoint (restore with ``ModelBank(factory, interval, **snapshot)``)."""
+        return {"series": self.series, "fleets": self.fleets}
+
+    def latest_timestamp(self) -> float:
+        """The newest sample learnt by any series (-inf when none)."""
+        per = (m.last_timestamp for m in self.series.values())
+        fleets = (f.latest_timestamp() for f in self.fleets.values())
+        return max([*per, *fleets], default=-math.inf)
+
+    def _spec(self, key: SeriesKey) -> ModelSpec:
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = self._specs[key] = self.factory(key)
+        return spec
+
+    def _fleet(self, spec: ModelSpec) -> Fleet:
+        fleet = self.fleets.get(spec)
+        if fleet is None:
+            forecaster, detector = spec.build()
+            fleet = self.fleets[spec] = Fleet(forecaster, detector, spec.forecaster, spec.detector)
+        return fleet
+
+    def _models(self, key: SeriesKey, spec: ModelSpec) -> SeriesModels:
         models = self.series.get(key)
         if models is None:
-            forecaster, detector, fkind, dkind = self.factory(key)
-            models = self.series[key] = SeriesModels(forecaster, detector, fkind, dkind)
+            forecaster, detector = spec.build()
+            models = self.series[key] = SeriesModels(forecaster, detector, spec.forecaster, spec.detector)
         return models
 
-    def observe(self, key: SeriesKey, timestamps: np.ndarray, values: np.ndarray) -> list[AnomalyScore]:
-        """Score then learn each (timestamp, value) in order; returns one score per new finite sample.
+    def observe_many(self, batches: Sequence[Batch], report_at: float | None = None) -> list[AnomalyScore]:
+        """Score then learn the new samples of many series at once.
 
-        Samples at or before the last learnt timestamp are ignored (duplicates and
-        late arrivals never rewrite history); NaN is a missing value.
+        Samples at or before a series' last learnt timestamp are ignored (duplicates and
+        late arrivals never rewrite history); NaN is a missing value. Returns every score
+        when ``report_at`` is None; otherwise the scores at or above it and the last
+        score of each series.
         """
-        m = self._models(key)
+        by_fleet: dict[ModelSpec, list[Batch]] = {}
+        out: list[AnomalyScore] = []
+        for key, timestamps, values in batches:
+            spec = self._spec(key)
+            if key not in self.series and spec.vectorised:
+                by_fleet.setdefault(spec, []).append((key, timestamps, values))
+                continue
+            scores = self._observe_one(self._models(key, spec), key, timestamps, values)
+            if report_at is not None and scores:
+                scores = [s for s in scores[:-1] if s.score >= report_at] + [scores[-1]]
+            out.extend(scores)
+        for spec, fleet_batches in by_fleet.items():
+            out.extend(self._fleet(spec).observe(fleet_batches, report_at))
+        return out
+
+    def observe(self, key: SeriesKey, timestamps: np.ndarray, values: np.ndarray) -> list[AnomalyScore]:
+        """Every score of one series' new samples (see :meth:`observe_many`)."""
+        return self.observe_many([(key, timestamps, values)])
+
+    def _observe_one(
+        self, m: SeriesModels, key: SeriesKey, timestamps: np.ndarray, values: np.ndarray
+    ) -> list[AnomalyScore]:
         scores: list[AnomalyScore] = []
-        for t, y in zip(timestamps.tolist(), values.tolist(), strict=True):
+        for t, y in zip(np.asarray(timestamps).tolist(), np.asarray(values).tolist(), strict=True):
             if t <= m.last_timestamp:
                 continue
             if not math.isfinite(y):
@@ -104,10 +165,23 @@ class ModelBank:
         if expected.lower <= y <= expected.upper:
             m.covered += 1
 
+    def forecast_many(self, keys: Sequence[SeriesKey], horizon: int, step_seconds: float) -> list[Forecast]:
+        """The forecasts from each series' last learnt sample (series without model or data are left out)."""
+        out: list[Forecast] = []
+        for key in keys:
+            m = self.series.get(key)
+            if m is not None and (fc := self._forecast_one(key, m, horizon, step_seconds)) is not None:
+                out.append(fc)
+        for fleet in self.fleets.values():
+            out.extend(fleet.forecast([k for k in keys if k in fleet.slots], horizon, step_seconds, self.interval))
+        return out
+
     def forecast(self, key: SeriesKey, horizon: int, step_seconds: float) -> Forecast | None:
-        """The forecast from the last learnt sample, or None while the series has no model or data."""
-        m = self.series.get(key)
-        if m is None or m.learnt == 0:
+        found = self.forecast_many([key], horizon, step_seconds)
+        return found[0] if found else None
+
+    def _forecast_one(self, key: SeriesKey, m: SeriesModels, horizon: int, step_seconds: float) -> Forecast | None:
+        if m.learnt == 0:
             return None
         fc = m.forecaster.forecast(horizon)
         if not np.isfinite(fc.point).all():
@@ -123,22 +197,27 @@ class ModelBank:
 
     def drop(self, keys: Iterable[SeriesKey]) -> int:
         """Forget series that vanished; returns how many were dropped."""
-        dropped = 0
+        keys = list(keys)
+        dropped = sum(self.series.pop(key, None) is not None for key in keys)
+        dropped += sum(fleet.drop(keys) for fleet in self.fleets.values())
         for key in keys:
-            dropped += self.series.pop(key, None) is not None
+            self._specs.pop(key, None)
         return dropped
 
     def accuracy(self) -> BankAccuracy:
-        scored = sum(m.scored for m in self.series.values())
-        err = sum(m.abs_error_sum for m in self.series.values())
-        naive = sum(m.abs_naive_sum for m in self.series.values())
-        covered = sum(m.covered for m in self.series.values())
+        per = list(self.series.values())
+        fleets = [f.totals() for f in self.fleets.values()]
+        scored = sum(m.scored for m in per) + int(sum(f["scored"] for f in fleets))
+        err = sum(m.abs_error_sum for m in per) + sum(f["abs_error"] for f in fleets)
+        naive = sum(m.abs_naive_sum for m in per) + sum(f["abs_naive"] for f in fleets)
+        covered = sum(m.covered for m in per) + sum(f["covered"] for f in fleets)
         return BankAccuracy(
-            series=len(self.series),
+            series=len(self),
             scored=scored,
             mae=err / scored if scored else math.nan,
             relative_mae=err / naive if naive else math.nan,
             coverage=covered / scored if scored else math.nan,
+            drifts=int(sum(f["drifts"] for f in fleets)),
         )
 
 

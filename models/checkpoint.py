@@ -8,16 +8,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2  # 2: the bank's snapshot (per-series models and vectorised fleets)
 
 
 class CheckpointError(Exception):
     """The checkpoint cannot be used (corrupt, or made by incompatible model kinds)."""
 
 
-def dump(series: dict[Any, Any], signature: dict[str, Any]) -> bytes:
-    """Serialise a snapshot; call from the engine thread, write from anywhere."""
-    return pickle.dumps({"format": FORMAT, "signature": signature, "series": series}, protocol=pickle.HIGHEST_PROTOCOL)
+def dump(snapshot: dict[str, Any], signature: dict[str, Any]) -> bytes:
+    """Serialise a bank snapshot; call from the engine thread, write from anywhere."""
+    return pickle.dumps({"format": FORMAT, "signature": signature, "bank": snapshot}, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def write_atomically(path: Path, payload: bytes) -> None:
@@ -50,5 +50,5 @@ def load(path: Path, signature: dict[str, Any]) -> dict[Any, Any]:
             f"checkpoint {path} was made by other model kinds or params "
             f"({data.get('signature')} != {signature}); move it away to start cold"
         )
-    series: dict[Any, Any] = data["series"]
-    return series
+    snapshot: dict[Any, Any] = data["bank"]
+    return snapshot

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+from scipy.special import erfc
+
 from models.base import Expectation, Params
+from models.slots import SLOT0, FieldSpec, Slotted, one
 
 
 def robust_scale_update(scale: float, n: int, residual: float, warmup: int, rate: float, clip: float) -> float:
@@ -69,7 +73,7 @@ class ResidualRobust(Params):
         self.n_ += 1
 
 
-class ResidualLikelihood(Params):
+class ResidualLikelihood(Slotted, Params):
     """Anomaly likelihood of forecast residuals: how unusual the recent deviations are for this series.
 
     The core is :class:`ResidualRobust`'s robust deviation ``z`` (winsorised online median of
@@ -81,6 +85,8 @@ class ResidualLikelihood(Params):
     or above ``alarm_level``, scores are held just below it for ``hold`` samples: the
     series is still anomalous, but it is the same alarm (NAB counts repeated alarms as
     false positives; so do people on call).
+
+    Vectorised over series (:mod:`models.slots`); ``score_one``/``learn_one`` use one slot.
     """
 
     def __init__(
@@ -101,62 +107,107 @@ class ResidualLikelihood(Params):
         self.alarm_level = alarm_level
         self.hold = hold
 
-    def _z(self, y: float, expected: Expectation) -> float:
-        scale = getattr(self, "scale_", 0.0) * 1.4826
-        residual = abs(y - expected.value)
-        if scale <= 0.0:
-            return 0.0 if residual == 0.0 else self.clip
-        return min(residual / scale, 1e6)
+    def _fields(self) -> dict[str, FieldSpec]:
+        return {
+            "n": FieldSpec((), np.int64, 0),  # residuals learnt
+            "scale": FieldSpec((), np.float64, 0.0),  # online median |residual|
+            "mean": FieldSpec((), np.float64, 0.0),  # long-run mean and variance of the short mean of z
+            "var": FieldSpec((), np.float64, 1.0),
+            "recent": FieldSpec((self.short,), np.float64, 0.0),  # ring of the last z
+            "alarm_at": FieldSpec((), np.int64, -(10**9)),
+        }
 
-    def _raw(self, y: float, expected: Expectation) -> tuple[float, str]:
-        z = self._z(y, expected)
-        full = len(self.recent_) >= self.short
-        recent = self.recent_sum_ + z - (self.recent_[0] if full else 0.0)
-        short_mean = recent / min(self.n_ + 1, self.short)
-        spread = math.sqrt(max(self.var_, 1e-12))
-        tail = max(0.5 * math.erfc((short_mean - self.mean_) / (spread * math.sqrt(2.0))), 1e-300)
-        score = min(1.0, max(0.0, math.log(tail) / math.log(1e-10)))
-        return (
-            score,
-            f"{z:.1f} robust deviations; recent mean {short_mean:.1f} vs usual {self.mean_:.1f} (p={tail:.1e})",
+    def seed(self, targets: np.ndarray, donors: np.ndarray) -> None:
+        """Cold start: the distribution of deviations is scale-free; the scale itself is learnt afresh."""
+        self._state().copy(["mean", "var"], donors, targets)
+
+    def _z(self, slots: np.ndarray, residual: np.ndarray) -> np.ndarray:
+        scale = self._state()["scale"][slots] * 1.4826
+        z = np.where(
+            scale > 0.0, residual / np.where(scale > 0.0, scale, 1.0), np.where(residual == 0.0, 0.0, self.clip)
         )
+        return np.minimum(z, 1e6)
 
-    def _usable(self, y: float, expected: Expectation | None) -> bool:
-        return expected is not None and math.isfinite(y) and math.isfinite(expected.value)
+    def _raw(self, slots: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        s = self._state()
+        n = s["n"][slots]
+        ring = s["recent"][slots]
+        filled = np.minimum(n, self.short)
+        oldest = ring[np.arange(len(slots)), n % self.short]
+        total = ring.sum(axis=1) + z - np.where(filled >= self.short, oldest, 0.0)
+        short_mean = total / np.minimum(n + 1, self.short)
+        spread = np.sqrt(np.maximum(s["var"][slots], 1e-12))
+        tail = np.maximum(0.5 * erfc((short_mean - s["mean"][slots]) / (spread * math.sqrt(2.0))), 1e-300)
+        score = np.clip(np.log(tail) / math.log(1e-10), 0.0, 1.0)
+        return score, short_mean, tail
+
+    def score_many(self, slots: np.ndarray, y: np.ndarray, expected: np.ndarray) -> np.ndarray:
+        """Scores in [0, 1] of ``y`` against the forecaster's ``expected`` value (NaN: cannot score, 0)."""
+        s = self._state()
+        usable = np.isfinite(y) & np.isfinite(expected) & (s["n"][slots] >= self.warmup)
+        residual = np.abs(np.where(usable, y - expected, 0.0))
+        score, _, _ = self._raw(slots, self._z(slots, residual))
+        held = (score >= self.alarm_level) & (s["n"][slots] - s["alarm_at"][slots] < self.hold)
+        score = np.where(held, self.alarm_level * 0.99, score)
+        return np.where(usable, score, 0.0)
+
+    def learn_many(self, slots: np.ndarray, y: np.ndarray, expected: np.ndarray) -> None:
+        s = self._state()
+        ok = np.isfinite(y) & np.isfinite(expected)
+        slots, residual = slots[ok], np.abs(y[ok] - expected[ok])
+        if slots.size == 0:
+            return
+        n = s["n"][slots]
+        first = n == 0
+        s["scale"][slots[first]] = residual[first]
+        z = self._z(slots, residual)
+        raw, short_mean, _ = self._raw(slots, z)
+        fresh = (n >= self.warmup) & (n - s["alarm_at"][slots] >= self.hold) & (raw >= self.alarm_level)
+        s["alarm_at"][slots[fresh]] = n[fresh]  # a new alarm: the next ones are held
+        s["recent"][slots, n % self.short] = z
+        # the long-run distribution of the short mean (exponentially weighted, window ~ long)
+        w = 1.0 / np.minimum(n + 1, self.long)
+        mean, var = s["mean"][slots], s["var"][slots]
+        delta = short_mean - mean
+        s["mean"][slots] = mean + w * delta
+        s["var"][slots] = (1.0 - w) * (var + w * delta * delta)
+        s["scale"][slots] = robust_scale_many(s["scale"][slots], n, residual, self.warmup, self.rate, self.clip)
+        s["n"][slots] = n + 1
+
+    def explain(self, slot: int, y: float, expected: float) -> str:
+        s = self._state()
+        n = int(s["n"][slot])
+        if not (math.isfinite(y) and math.isfinite(expected)):
+            return "no expectation yet"
+        if n < self.warmup:
+            return f"warming up ({n}/{self.warmup} residuals)"
+        slots = np.array([slot])
+        z = self._z(slots, np.array([abs(y - expected)]))
+        _, short_mean, tail = self._raw(slots, z)
+        why = (
+            f"{z[0]:.1f} robust deviations; recent mean {short_mean[0]:.1f} "
+            f"vs usual {s['mean'][slot]:.1f} (p={tail[0]:.1e})"
+        )
+        since = n - int(s["alarm_at"][slot])
+        return f"{why}; alarm raised {since} samples ago, held" if since < self.hold else why
 
     def score_one(self, t: float, y: float, expected: Expectation | None) -> tuple[float, str]:
-        if expected is None or not self._usable(y, expected):
-            return 0.0, "no expectation yet"
-        if getattr(self, "n_", 0) < self.warmup:
-            return 0.0, f"warming up ({getattr(self, 'n_', 0)}/{self.warmup} residuals)"
-        score, why = self._raw(y, expected)
-        since = self.n_ - self.alarm_at_
-        if score >= self.alarm_level and since < self.hold:
-            return self.alarm_level * 0.99, f"{why}; alarm raised {since} samples ago, held"
-        return score, why
+        self.ensure(1)
+        value = expected.value if expected is not None else math.nan
+        score = float(self.score_many(SLOT0, one(y), one(value))[0])
+        return score, self.explain(0, y, value)
 
     def learn_one(self, t: float, y: float, expected: Expectation | None) -> None:
-        if expected is None or not self._usable(y, expected):
-            return
-        residual = abs(y - expected.value)
-        if not hasattr(self, "scale_"):
-            self.scale_, self.n_, self.mean_, self.var_ = residual, 0, 0.0, 1.0
-            self.recent_: list[float] = []
-            self.recent_sum_ = 0.0
-            self.alarm_at_ = -(10**9)
-        fresh_alarm_possible = self.n_ >= self.warmup and self.n_ - self.alarm_at_ >= self.hold
-        if fresh_alarm_possible and self._raw(y, expected)[0] >= self.alarm_level:
-            self.alarm_at_ = self.n_  # a new alarm: the next ones are held
-        z = self._z(y, expected)
-        self.recent_.append(z)
-        self.recent_sum_ += z
-        if len(self.recent_) > self.short:
-            self.recent_sum_ -= self.recent_.pop(0)
-        # the long-run distribution of the short mean (exponentially weighted, window ~ long)
-        short_mean = self.recent_sum_ / len(self.recent_)
-        w = 1.0 / min(self.n_ + 1, self.long)
-        delta = short_mean - self.mean_
-        self.mean_ += w * delta
-        self.var_ = (1.0 - w) * (self.var_ + w * delta * delta)
-        self.scale_ = robust_scale_update(self.scale_, self.n_, residual, self.warmup, self.rate, self.clip)
-        self.n_ += 1
+        self.ensure(1)
+        self.learn_many(SLOT0, one(y), one(expected.value if expected is not None else math.nan))
+
+
+def robust_scale_many(
+    scale: np.ndarray, n: np.ndarray, residual: np.ndarray, warmup: int, rate: float, clip: float
+) -> np.ndarray:
+    """:func:`robust_scale_update` over arrays."""
+    mean = scale + (residual - scale) / (n + 1.0)
+    clipped = np.where(scale > 0.0, np.minimum(residual, clip * scale * 1.4826), residual)
+    step = rate * np.maximum(scale, 1e-12)
+    tracked = np.where(clipped > scale, scale + step, scale - step)
+    return np.where(n < warmup, mean, tracked)

@@ -1,4 +1,4 @@
-"""Forecasters. ``seasonal_holt`` is the fast default of the embedded slice."""
+"""Per-series forecasters: ``seasonal_holt`` (damped Holt-Winters) and ``ar_rls``. The default is ``seasonal_ar``."""
 
 from __future__ import annotations
 

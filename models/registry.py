@@ -7,6 +7,8 @@ here costs nothing until one is built.
 from __future__ import annotations
 
 import importlib
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from models.base import Detector, Forecaster
@@ -67,3 +69,37 @@ def forecaster_kinds() -> list[str]:
 
 def detector_kinds() -> list[str]:
     return sorted(DETECTORS)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The forecaster and detector (kinds and params) a series gets; hashable, so banks group by it."""
+
+    forecaster: str
+    detector: str
+    forecaster_params: str = "{}"  # canonical JSON
+    detector_params: str = "{}"
+
+    @classmethod
+    def of(
+        cls, forecaster: str, detector: str, forecaster_params: dict[str, Any], detector_params: dict[str, Any]
+    ) -> ModelSpec:
+        dump = lambda p: json.dumps(p, sort_keys=True, default=str)  # noqa: E731
+        return cls(forecaster, detector, dump(forecaster_params), dump(detector_params))
+
+    def build(self) -> tuple[Forecaster, Detector]:
+        return (
+            make_forecaster(self.forecaster, **json.loads(self.forecaster_params)),
+            make_detector(self.detector, **json.loads(self.detector_params)),
+        )
+
+    @property
+    def vectorised(self) -> bool:
+        """Both kinds hold many series in arrays: the bank runs them as one fleet."""
+        return all(
+            getattr(kind_class(table, what, kind), "vectorised", False)
+            for table, what, kind in (
+                (FORECASTERS, "forecaster", self.forecaster),
+                (DETECTORS, "detector", self.detector),
+            )
+        )

@@ -10,6 +10,7 @@ per-series protocol and the vectorised bank run exactly the same arithmetic.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -45,7 +46,7 @@ class SlotArrays:
         new = max(capacity, 2 * self.capacity, 8)
         for name, spec in self.fields.items():
             old = self.arrays[name]
-            grown = np.empty((new, *spec.shape), dtype=spec.dtype)
+            grown: np.ndarray = np.empty((new, *spec.shape), dtype=spec.dtype)
             grown[: self.capacity] = old[: self.capacity]
             self.arrays[name] = grown
         fresh = np.arange(self.capacity, new)
@@ -64,7 +65,9 @@ class SlotArrays:
             self.arrays[name][target] = self.arrays[name][source]
 
     def bytes_per_slot(self) -> int:
-        return sum(int(np.prod(spec.shape, dtype=np.int64)) * np.dtype(spec.dtype).itemsize for spec in self.fields.values())
+        return sum(
+            int(np.prod(spec.shape, dtype=np.int64)) * np.dtype(spec.dtype).itemsize for spec in self.fields.values()
+        )
 
 
 class Slotted:

@@ -38,7 +38,7 @@ def test_clusters_are_added_and_removed_at_run_time(test_stack, tmp_path, caplog
         assert svc.reload_if_changed()
         svc.engine.step(clock.advance(60))
         assert {f.key.cluster for f in svc.forecasts.query()} == {"fog-1", "edge-1"}
-        assert {k.cluster for k in svc.engine.bank.series} == {"fog-1", "edge-1"}
+        assert {k.cluster for k in svc.engine.bank.series_keys()} == {"fog-1", "edge-1"}
         assert {h.cluster for h in svc.engine.status.health} == {"fog-1", "edge-1"}
 
         cfg.write_text("clusters:\n  - name: Bad_Name\n    url: http://x\n")

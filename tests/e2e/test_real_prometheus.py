@@ -58,5 +58,5 @@ def test_engine_learns_from_prometheus_and_logs_to_mlflow(test_stack, tmp_path):
     finally:
         svc.stop()
     run = MlflowClient(test_stack.mlflow_url).get_run(run_id)
-    assert run.data.params["requests.forecaster"] == "seasonal_holt"
+    assert run.data.params["requests.forecaster"] == "seasonal_ar"
     assert 0.5 < run.data.metrics["coverage_1step"] <= 1.0

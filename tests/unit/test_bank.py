@@ -55,8 +55,8 @@ def test_checkpoint_round_trip_and_refusal_of_other_kinds(bank, embedded_setting
     bank.observe(KEY, t, y)
     path = tmp_path / "bank.pkl"
     signature = model_signature(embedded_settings, 300.0)
-    checkpoint.write_atomically(path, checkpoint.dump(bank.series, signature))
-    restored = ModelBank(bank.factory, series=checkpoint.load(path, signature))
+    checkpoint.write_atomically(path, checkpoint.dump(bank.snapshot(), signature))
+    restored = ModelBank(bank.factory, **checkpoint.load(path, signature))
     np.testing.assert_array_equal(restored.forecast(KEY, 12, 300.0).point, bank.forecast(KEY, 12, 300.0).point)
     other = {**signature, "cpu": {**signature["cpu"], "forecaster": "something_else"}}
     with pytest.raises(checkpoint.CheckpointError, match="other model kinds or params"):
