@@ -4,9 +4,33 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol, TypeVar
 
 from intelligence.domain import AnomalyScore, Forecast, SeriesKey
+
+T = TypeVar("T", covariant=True)
+
+
+class Rows(Protocol[T]):
+    """Many series' values held as arrays by the models; ``row(i)`` builds series ``keys[i]``'s object."""
+
+    @property
+    def keys(self) -> Sequence[SeriesKey]: ...
+
+    def row(self, i: int) -> T: ...
+
+
+def _put(latest: dict[SeriesKey, object], rows: Rows[object]) -> None:
+    for i, key in enumerate(rows.keys):
+        latest[key] = (rows, i)
+
+
+def _read(value: object) -> object:
+    if isinstance(value, tuple):
+        rows, i = value
+        return rows.row(i)
+    return value
 
 
 def _matches(key: SeriesKey, cluster: str | None, signal: str | None, labels: dict[str, str]) -> bool:
@@ -22,12 +46,15 @@ class ForecastStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._latest: dict[SeriesKey, Forecast] = {}
+        self._latest: dict[SeriesKey, object] = {}  # a Forecast, or (rows, i) built when read
 
-    def put_many(self, forecasts: Iterable[Forecast]) -> None:
+    def put_many(self, forecasts: Iterable[Forecast | Rows[Forecast]]) -> None:
         with self._lock:
             for fc in forecasts:
-                self._latest[fc.key] = fc
+                if isinstance(fc, Forecast):
+                    self._latest[fc.key] = fc
+                else:
+                    _put(self._latest, fc)
 
     def drop(self, keys: Iterable[SeriesKey]) -> None:
         with self._lock:
@@ -36,12 +63,14 @@ class ForecastStore:
 
     def get(self, key: SeriesKey) -> Forecast | None:
         with self._lock:
-            return self._latest.get(key)
+            value = self._latest.get(key)
+        return None if value is None else _read(value)  # type: ignore[return-value]
 
     def query(self, cluster: str | None = None, signal: str | None = None, **labels: str) -> list[Forecast]:
         with self._lock:
-            found = [fc for key, fc in self._latest.items() if _matches(key, cluster, signal, labels)]
-        return sorted(found, key=lambda fc: fc.key)
+            found = [value for key, value in self._latest.items() if _matches(key, cluster, signal, labels)]
+        forecasts: list[Forecast] = [_read(v) for v in found]  # type: ignore[misc]
+        return sorted(forecasts, key=lambda fc: fc.key)
 
     def __len__(self) -> int:
         with self._lock:
@@ -54,14 +83,21 @@ class AnomalyStore:
     def __init__(self, threshold: float, keep: int = 2000) -> None:
         self.threshold = threshold
         self._lock = threading.Lock()
-        self._latest: dict[SeriesKey, AnomalyScore] = {}
+        self._latest: dict[SeriesKey, object] = {}  # an AnomalyScore, or (rows, i) built when read
         self._events: deque[AnomalyScore] = deque(maxlen=keep)
 
-    def put_many(self, scores: Iterable[AnomalyScore]) -> list[AnomalyScore]:
-        """Record scores; returns the new anomaly events among them."""
+    def put_many(self, scores: Iterable[AnomalyScore | Rows[AnomalyScore]]) -> list[AnomalyScore]:
+        """Record scores; returns the new anomaly events among them.
+
+        Rows only update the latest scores: the models report every score at or above
+        the threshold as an object too.
+        """
         events: list[AnomalyScore] = []
         with self._lock:
             for s in scores:
+                if not isinstance(s, AnomalyScore):
+                    _put(self._latest, s)
+                    continue
                 self._latest[s.key] = s
                 if s.score >= self.threshold:
                     self._events.append(s)
@@ -76,8 +112,9 @@ class AnomalyStore:
 
     def latest(self, cluster: str | None = None, signal: str | None = None, **labels: str) -> list[AnomalyScore]:
         with self._lock:
-            found = [s for key, s in self._latest.items() if _matches(key, cluster, signal, labels)]
-        return sorted(found, key=lambda s: s.key)
+            found = [value for key, value in self._latest.items() if _matches(key, cluster, signal, labels)]
+        scores: list[AnomalyScore] = [_read(v) for v in found]  # type: ignore[misc]
+        return sorted(scores, key=lambda s: s.key)
 
     def events(
         self,

@@ -16,7 +16,7 @@ import numpy as np
 
 from intelligence.domain import AnomalyReason, AnomalyScore, Forecast, SeriesKey
 from models.base import Detector, Expectation, Forecaster
-from models.fleet import Batch, Fleet
+from models.fleet import Batch, Fleet, ForecastRows, ScoreRows
 from models.registry import ModelSpec
 
 ModelFactory = Callable[[SeriesKey], ModelSpec]
@@ -107,16 +107,16 @@ class ModelBank:
             models = self.series[key] = SeriesModels(forecaster, detector, spec.forecaster, spec.detector)
         return models
 
-    def observe_many(self, batches: Sequence[Batch], report_at: float | None = None) -> list[AnomalyScore]:
+    def observe_many(self, batches: Sequence[Batch], report_at: float | None = None) -> list[AnomalyScore | ScoreRows]:
         """Score then learn the new samples of many series at once.
 
         Samples at or before a series' last learnt timestamp are ignored (duplicates and
         late arrivals never rewrite history); NaN is a missing value. Returns every score
-        when ``report_at`` is None; otherwise the scores at or above it and the last
-        score of each series.
+        when ``report_at`` is None; otherwise the scores at or above it, then the last
+        score of each series (some as :class:`ScoreRows`: arrays, read lazily).
         """
         by_fleet: dict[ModelSpec, list[Batch]] = {}
-        out: list[AnomalyScore] = []
+        out: list[AnomalyScore | ScoreRows] = []
         for key, timestamps, values in batches:
             spec = self._spec(key)
             if key not in self.series and spec.vectorised:
@@ -132,7 +132,7 @@ class ModelBank:
 
     def observe(self, key: SeriesKey, timestamps: np.ndarray, values: np.ndarray) -> list[AnomalyScore]:
         """Every score of one series' new samples (see :meth:`observe_many`)."""
-        return self.observe_many([(key, timestamps, values)])
+        return [s for s in self.observe_many([(key, timestamps, values)]) if isinstance(s, AnomalyScore)]
 
     def _observe_one(
         self, m: SeriesModels, key: SeriesKey, timestamps: np.ndarray, values: np.ndarray
@@ -165,20 +165,32 @@ class ModelBank:
         if expected.lower <= y <= expected.upper:
             m.covered += 1
 
-    def forecast_many(self, keys: Sequence[SeriesKey], horizon: int, step_seconds: float) -> list[Forecast]:
-        """The forecasts from each series' last learnt sample (series without model or data are left out)."""
-        out: list[Forecast] = []
+    def forecast_many(
+        self, keys: Sequence[SeriesKey], horizon: int, step_seconds: float
+    ) -> list[Forecast | ForecastRows]:
+        """The forecasts from each series' last learnt sample (series without model or data are left out).
+
+        Vectorised fleets answer with :class:`ForecastRows` (arrays, read lazily).
+        """
+        out: list[Forecast | ForecastRows] = []
+        by_fleet: dict[ModelSpec, list[SeriesKey]] = {}
         for key in keys:
             m = self.series.get(key)
-            if m is not None and (fc := self._forecast_one(key, m, horizon, step_seconds)) is not None:
-                out.append(fc)
-        for fleet in self.fleets.values():
-            out.extend(fleet.forecast([k for k in keys if k in fleet.slots], horizon, step_seconds, self.interval))
+            if m is not None:
+                if (fc := self._forecast_one(key, m, horizon, step_seconds)) is not None:
+                    out.append(fc)
+            elif (spec := self._spec(key)) in self.fleets:
+                by_fleet.setdefault(spec, []).append(key)
+        for spec, fleet_keys in by_fleet.items():
+            rows = self.fleets[spec].forecast(fleet_keys, horizon, step_seconds, self.interval)
+            if rows is not None:
+                out.append(rows)
         return out
 
     def forecast(self, key: SeriesKey, horizon: int, step_seconds: float) -> Forecast | None:
-        found = self.forecast_many([key], horizon, step_seconds)
-        return found[0] if found else None
+        for found in self.forecast_many([key], horizon, step_seconds):
+            return found.row(0) if isinstance(found, ForecastRows) else found
+        return None
 
     def _forecast_one(self, key: SeriesKey, m: SeriesModels, horizon: int, step_seconds: float) -> Forecast | None:
         if m.learnt == 0:

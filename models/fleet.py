@@ -36,6 +36,49 @@ STATS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class ForecastRows:
+    """Forecasts of many series as arrays; ``row(i)`` builds the :class:`Forecast` when someone reads it."""
+
+    keys: list[SeriesKey]
+    origin: np.ndarray
+    step_seconds: float
+    point: np.ndarray  # [series, horizon]
+    lower: np.ndarray
+    upper: np.ndarray
+    banded: np.ndarray  # [series] bool: the band is known
+    tail: float
+    model: str
+
+    def row(self, i: int) -> Forecast:
+        quantiles = {}
+        if self.banded[i]:
+            quantiles = {
+                self.tail: tuple(self.lower[i].tolist()),
+                round(1.0 - self.tail, 6): tuple(self.upper[i].tolist()),
+            }
+        return Forecast(
+            self.keys[i], float(self.origin[i]), self.step_seconds, tuple(self.point[i].tolist()), quantiles, self.model
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRows:
+    """The latest anomaly score of many series as arrays; ``row(i)`` builds the :class:`AnomalyScore`."""
+
+    keys: list[SeriesKey]
+    timestamp: np.ndarray
+    value: np.ndarray
+    score: np.ndarray
+    expected: np.ndarray  # [series, 3]: point, lower, upper (NaN: no expectation)
+    model: str
+
+    def row(self, i: int) -> AnomalyScore:
+        point, lower, upper = (None if v != v else v for v in self.expected[i].tolist())  # NaN -> None
+        reason = AnomalyReason(self.model, float(self.value[i]), point, lower, upper)
+        return AnomalyScore(self.keys[i], float(self.timestamp[i]), float(self.score[i]), reason)
+
+
 def _one_batch_per_key(batches: Sequence[Batch]) -> list[Batch]:
     """Batches with distinct keys (a key given twice gets its samples merged, in time order)."""
     merged: dict[SeriesKey, list[tuple[np.ndarray, np.ndarray]]] = {}
@@ -50,17 +93,6 @@ def _one_batch_per_key(batches: Sequence[Batch]) -> list[Batch]:
         order = np.argsort(t, kind="stable")
         out.append((key, t[order], y[order]))
     return out
-
-
-def new_samples(timestamps: np.ndarray, values: np.ndarray, after: float) -> tuple[np.ndarray, np.ndarray]:
-    """The finite samples strictly after ``after`` and after every earlier one (late and duplicate ones go)."""
-    finite = np.isfinite(values) & np.isfinite(timestamps)
-    t, y = timestamps[finite], values[finite]
-    if t.size == 0:
-        return t, y
-    before = np.maximum.accumulate(np.concatenate([[after], t[:-1]]))
-    keep = t > before
-    return t[keep], y[keep]
 
 
 @dataclass
@@ -132,34 +164,58 @@ class Fleet:
         return len(gone)
 
     # -- learning ----------------------------------------------------------------
-    def observe(self, batches: Sequence[Batch], report_at: float | None = None) -> list[AnomalyScore]:
+    def observe(self, batches: Sequence[Batch], report_at: float | None = None) -> list[AnomalyScore | ScoreRows]:
         """Score then learn every new sample, round by round.
 
-        Returns every score when ``report_at`` is None; otherwise the scores at or above
-        it and the last score of each series (what the anomaly store keeps).
+        Returns every score when ``report_at`` is None; otherwise the scores at or above it,
+        then the last score of each series as :class:`ScoreRows` (what the anomaly store keeps).
         """
-        keys, slots, ts, ys, rounds = [], [], [], [], []
-        for key, timestamps, values in _one_batch_per_key(batches):
-            slot = self._slot(key)
-            t, y = new_samples(timestamps, values, float(self.stats["last_t"][slot]))
-            if t.size:
-                keys.append(key)
-                slots.append(np.full(t.size, slot))
-                ts.append(t)
-                ys.append(y)
-                rounds.append(np.arange(t.size))
-        if not keys:
+        if not batches:
             return []
-        slot_all, t_all, y_all = np.concatenate(slots), np.concatenate(ts), np.concatenate(ys)
-        round_all = np.concatenate(rounds)
-        order = np.argsort(round_all, kind="stable")
-        bounds = np.searchsorted(round_all[order], np.arange(round_all.max() + 2))
-        score_all = np.empty(len(order))
-        expected_all = np.empty((len(order), 3))
-        for r in range(len(bounds) - 1):
-            idx = order[bounds[r] : bounds[r + 1]]
-            score_all[idx], expected_all[idx] = self._round(slot_all[idx], t_all[idx], y_all[idx])
-        return self._scores(keys, slot_all, t_all, y_all, score_all, expected_all, report_at)
+        keys = [key for key, _, _ in batches]
+        slot_of = np.array([self._slot(key) for key in keys], dtype=np.int64)
+        if len(np.unique(slot_of)) < len(slot_of):  # a key given twice: merge its samples first
+            return self.observe(_one_batch_per_key(batches), report_at)
+        lengths = np.array([len(t) for _, t, _ in batches], dtype=np.int64)
+        t = np.concatenate([np.asarray(t, float) for _, t, _ in batches])
+        y = np.concatenate([np.asarray(y, float) for _, _, y in batches])
+        slots = np.repeat(slot_of, lengths)
+        t, y, slots = self._new_samples(t, y, slots, lengths)
+        if t.size == 0:
+            return []
+        starts = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]])
+        rounds = np.arange(t.size) - np.repeat(starts, np.diff(np.r_[starts, t.size]))
+        scores = np.empty(t.size)
+        expected = np.empty((t.size, 3))
+        if rounds.max() == 0:
+            scores[:], expected[:] = self._round(slots, t, y)
+        else:
+            order = np.argsort(rounds, kind="stable")
+            bounds = np.searchsorted(rounds[order], np.arange(rounds.max() + 2))
+            for r in range(len(bounds) - 1):
+                idx = order[bounds[r] : bounds[r + 1]]
+                scores[idx], expected[idx] = self._round(slots[idx], t[idx], y[idx])
+        key_of_slot = dict(zip(slot_of.tolist(), keys, strict=True))
+        return self._scores(key_of_slot, slots, t, y, scores, expected, report_at)
+
+    def _new_samples(
+        self, t: np.ndarray, y: np.ndarray, slots: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The finite samples after the series' last learnt one and after every earlier one in the batch."""
+        segment_start = np.r_[True, slots[1:] != slots[:-1]] if slots.size else np.zeros(0, bool)
+        learnt = self.stats["last_t"][slots]
+        previous = np.where(segment_start, learnt, np.r_[-math.inf, t[:-1]])
+        finite = np.isfinite(t) & np.isfinite(y)
+        keep = finite & (t > previous) & (t > learnt)
+        disorder = (~segment_start & (t <= previous)) | ~finite
+        if disorder.any():  # rare: late, duplicate or missing samples inside a batch; exact rule per series
+            for slot in np.unique(slots[disorder]).tolist():
+                where = np.flatnonzero(slots == slot)
+                tt, yy = t[where], y[where]
+                ok = np.isfinite(tt) & np.isfinite(yy)
+                before = np.maximum.accumulate(np.r_[self.stats["last_t"][slot], np.where(ok, tt, -math.inf)])[:-1]
+                keep[where] = ok & (tt > before)
+        return t[keep], y[keep], slots[keep]
 
     def _round(self, slots: np.ndarray, t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         point, lower, upper = self.forecaster.expect_many(slots, t)
@@ -184,50 +240,65 @@ class Fleet:
 
     def _scores(
         self,
-        keys: list[SeriesKey],
+        key_of_slot: dict[int, SeriesKey],
         slots: np.ndarray,
         t: np.ndarray,
         y: np.ndarray,
         scores: np.ndarray,
         expected: np.ndarray,
         report_at: float | None,
-    ) -> list[AnomalyScore]:
-        if report_at is None:
-            keep = np.ones(len(t), dtype=bool)
-        else:
-            keep = scores >= report_at
-            last_of_series = np.r_[slots[1:] != slots[:-1], True]
-            keep |= last_of_series
-        key_of_slot = {self.slots[k]: k for k in keys}
-        out = []
-        for i in np.flatnonzero(keep).tolist():
-            slot = int(slots[i])
-            value, (point, lower, upper) = float(y[i]), expected[i].tolist()
-            detail = self.detector.explain(slot, value, point) if report_at is None or scores[i] >= report_at else ""
-            finite = lambda v: v if math.isfinite(v) else None  # noqa: E731
-            reason = AnomalyReason(self.model, value, finite(point), finite(lower), finite(upper), detail)
-            out.append(AnomalyScore(key_of_slot[slot], float(t[i]), float(scores[i]), reason))
+    ) -> list[AnomalyScore | ScoreRows]:
+        chosen = np.flatnonzero(scores >= report_at) if report_at is not None else np.arange(len(t))
+        explained = chosen
+        details = {int(i): self.detector.explain(int(slots[i]), float(y[i]), float(expected[i, 0])) for i in explained}
+        cells = np.where(np.isfinite(expected[chosen]), expected[chosen], np.nan).tolist()
+        out: list[AnomalyScore | ScoreRows] = []
+        model = self.model
+        for i, slot, stamp, value, score, (point, lower, upper) in zip(
+            chosen.tolist(),
+            slots[chosen].tolist(),
+            t[chosen].tolist(),
+            y[chosen].tolist(),
+            scores[chosen].tolist(),
+            cells,
+            strict=True,
+        ):
+            reason = AnomalyReason(
+                model,
+                value,
+                None if point != point else point,  # NaN: no expectation
+                None if lower != lower else lower,
+                None if upper != upper else upper,
+                details.get(i, ""),
+            )
+            out.append(AnomalyScore(key_of_slot[slot], stamp, score, reason))
+        if report_at is not None:
+            last = np.flatnonzero(np.r_[slots[1:] != slots[:-1], True])
+            keys = [key_of_slot[slot] for slot in slots[last].tolist()]
+            out.append(ScoreRows(keys, t[last], y[last], scores[last], expected[last], model))
         return out
 
     # -- forecasts ---------------------------------------------------------------
-    def forecast(self, keys: Sequence[SeriesKey], horizon: int, step_seconds: float, interval: float) -> list[Forecast]:
-        known = [k for k in keys if k in self.slots]
+    def forecast(
+        self, keys: Sequence[SeriesKey], horizon: int, step_seconds: float, interval: float
+    ) -> ForecastRows | None:
+        slot_of = [self.slots.get(k, -1) for k in keys]
+        known = [k for k, slot in zip(keys, slot_of, strict=True) if slot >= 0]
         if not known:
-            return []
-        slots = np.array([self.slots[k] for k in known])
+            return None
+        slots = np.array([slot for slot in slot_of if slot >= 0], dtype=np.int64)
         point, lower, upper = self.forecaster.forecast_many(slots, horizon)
-        origin = self.stats["last_t"][slots]
-        tail = round((1.0 - interval) / 2.0, 6)
-        banded = np.isfinite(lower).all(axis=1) & np.isfinite(upper).all(axis=1)
         usable = np.isfinite(point).all(axis=1) & (self.stats["learnt"][slots] > 0)
-        out = []
-        rows_p, rows_l, rows_u = point.tolist(), lower.tolist(), upper.tolist()
-        for i in np.flatnonzero(usable).tolist():
-            quantiles = {tail: tuple(rows_l[i]), round(1.0 - tail, 6): tuple(rows_u[i])} if banded[i] else {}
-            out.append(
-                Forecast(known[i], float(origin[i]), step_seconds, tuple(rows_p[i]), quantiles, self.forecaster_kind)
-            )
-        return out
+        if not usable.any():
+            return None
+        if not usable.all():
+            keep = np.flatnonzero(usable)
+            known = [known[i] for i in keep.tolist()]
+            slots, point, lower, upper = slots[keep], point[keep], lower[keep], upper[keep]
+        banded = np.isfinite(lower).all(axis=1) & np.isfinite(upper).all(axis=1)
+        tail = round((1.0 - interval) / 2.0, 6)
+        origin = self.stats["last_t"][slots]
+        return ForecastRows(known, origin, step_seconds, point, lower, upper, banded, tail, self.forecaster_kind)
 
     def latest_timestamp(self) -> float:
         used = np.array(list(self.slots.values()), dtype=np.int64)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from models.base import Detector, Forecaster
@@ -93,7 +94,7 @@ class ModelSpec:
             make_detector(self.detector, **json.loads(self.detector_params)),
         )
 
-    @property
+    @cached_property
     def vectorised(self) -> bool:
         """Both kinds hold many series in arrays: the bank runs them as one fleet."""
         return all(

@@ -36,7 +36,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from models.base import Expectation, Params, PointForecast
-from models.slots import SLOT0, FieldSpec, Slotted, one
+from models.slots import SLOT0, FieldSpec, Index, Slotted, as_index, as_slots, one
 
 DAY, WEEK = 86_400.0, 604_800.0
 NEVER = np.iinfo(np.int64).min // 4
@@ -95,7 +95,7 @@ class SeasonalAR(Slotted, Params):
             "week_n": FieldSpec((self.week_bins,), np.float32, 0.0),
             "w": FieldSpec((k,), f8, 0.0),
             "P": FieldSpec((k, k), f8, np.eye(k) * self.prior),
-            "fc": FieldSpec((h, h), f8, math.nan),  # forecasts of the last h origins, row = origin % h
+            "fc": FieldSpec((h, h), f8, math.nan),  # [target % h, ahead - 1]: forecasts awaiting their target
             "origin": FieldSpec((h,), np.int64, NEVER),
             "q": FieldSpec((h, 2), f8, 0.0),  # band edges per step ahead, in units of spread
             "err_n": FieldSpec((h,), f8, 0.0),
@@ -122,14 +122,12 @@ class SeasonalAR(Slotted, Params):
         week = np.minimum((np.mod(t, WEEK) * (self.week_bins / WEEK)).astype(np.int64), self.week_bins - 1)
         return day, week
 
-    def _features(self, lags: np.ndarray, day: np.ndarray, week: np.ndarray) -> np.ndarray:
-        return np.concatenate([lags, day[:, None], week[:, None], np.ones((len(lags), 1))], axis=1)
-
     def learn_many(self, slots: np.ndarray, t: np.ndarray, y: np.ndarray) -> None:
         """Learn one sample per slot (slots distinct); NaN, duplicate and late samples are ignored."""
         s = self._state()
         ok = np.isfinite(y)
-        slots, t, y = slots[ok], t[ok], y[ok]
+        if not ok.all():
+            slots, t, y = slots[ok], t[ok], y[ok]
         steps = np.rint(t / s["seconds"][slots]).astype(np.int64)
         first = s["n"][slots] == 0
         if first.any():
@@ -138,100 +136,116 @@ class SeasonalAR(Slotted, Params):
             self._remember(fs)
         gap = steps - s["step"][slots]
         go = ~first & (gap > 0)
-        if not go.any():
+        if not go.all():
+            slots, steps, y, gap = slots[go], steps[go], y[go], gap[go]
+        if slots.size == 0:
             return
-        slots, steps, y, gap = slots[go], steps[go], y[go], gap[go]
-        self._score_band(slots, steps, y)
-        change = (y - s["y"][slots]) / gap  # a gap spreads the change evenly
-        diffs = s["n"][slots] - 1
-        spread = s["spread"][slots]
-        spread += (np.abs(change) - spread) * np.where(diffs > 100, 0.01, 1.0 / (diffs + 1.0))
-        s["spread"][slots] = spread
+        idx = as_index(slots)
+        self._score_band(idx, steps, y)
+        change = (y - s["y"][idx]) / gap  # a gap spreads the change evenly
+        diffs = s["n"][idx] - 1
+        spread = s["spread"][idx]
+        spread = spread + (np.abs(change) - spread) * np.where(diffs > 100, 0.01, 1.0 / (diffs + 1.0))
+        s["spread"][idx] = spread
         u = change / np.where(spread > 0, spread, 1.0)
-        day, week = self._bins(steps, s["seconds"][slots])
-        rows = np.arange(len(slots))
-        day_profile, week_profile = s["day"][slots], s["week"][slots]
-        x = self._features(s["lags"][slots], day_profile[rows, day], week_profile[rows, week])
-        self._rls(slots, x, u)
+        day, week = self._bins(steps, s["seconds"][idx])
+        x = np.empty((len(slots), self._k))
+        x[:, : self.p] = s["lags"][idx]
+        x[:, self.p] = s["day"][slots, day]
+        x[:, self.p + 1] = s["week"][slots, week]
+        x[:, self.p + 2] = 1.0
+        self._rls(idx, x, u)
         for name, bins in (("day", day), ("week", week)):
             profile, seen = s[name], s[name + "_n"]
             count = seen[slots, bins]
             rate = np.maximum(self.profile_rate, 1.0 / (count + 1.0))
             profile[slots, bins] += rate * (u - profile[slots, bins])
             seen[slots, bins] = count + 1
-        lags = s["lags"][slots]
-        s["lags"][slots] = np.concatenate([u[:, None], lags[:, :-1]], axis=1)
-        s["y"][slots], s["step"][slots] = y, steps
-        s["n"][slots] += 1
+        lags = s["lags"]
+        lags[idx, 1:] = lags[idx, :-1].copy()
+        lags[idx, 0] = u
+        s["y"][idx], s["step"][idx] = y, steps
+        s["n"][idx] += 1
         self._remember(slots)
 
-    def _rls(self, slots: np.ndarray, x: np.ndarray, target: np.ndarray) -> None:
+    def _rls(self, idx: Index, x: np.ndarray, target: np.ndarray) -> None:
         s = self._state()
-        P, w = s["P"][slots], s["w"][slots]
-        px = np.einsum("nij,nj->ni", P, x)
+        P, w = s["P"][idx], s["w"][idx]  # views when idx is a slice: updated in place
+        px = np.matmul(P, x[:, :, None])[:, :, 0]
         gain = px / (self.forget + np.einsum("ni,ni->n", x, px))[:, None]
         w += gain * (target - np.einsum("ni,ni->n", x, w))[:, None]
         P -= gain[:, :, None] * px[:, None, :]
-        P /= self.forget
+        P *= 1.0 / self.forget
         # no wind-up: a direction the data never excites must not grow without bound
         diag = np.einsum("nii->ni", P)
-        shrink = np.sqrt(np.minimum(1.0, self.prior / np.maximum(diag, 1e-300)))
-        P *= shrink[:, :, None] * shrink[:, None, :]
-        s["P"][slots], s["w"][slots] = P, w
+        high = np.flatnonzero(diag.max(axis=1) > self.prior)
+        if high.size:
+            shrink = np.sqrt(np.minimum(1.0, self.prior / np.maximum(diag[high], 1e-300)))
+            P[high] *= shrink[:, :, None] * shrink[:, None, :]
+        if not isinstance(idx, slice):
+            s["P"][idx], s["w"][idx] = P, w
 
     def _points(self, slots: np.ndarray, horizon: int) -> np.ndarray:
+        """Forecasts of the next ``horizon`` steps from each slot's state: the recursion, iterated."""
         s = self._state()
-        lags, w = s["lags"][slots].copy(), s["w"][slots]
+        n, p = len(slots), self.p
+        w = s["w"][slots]
         spread = s["spread"][slots]
         scale = np.where(spread > 0, spread, 1.0)
-        level = s["y"][slots].copy()
-        steps, seconds = s["step"][slots], s["seconds"][slots]
-        rows = np.arange(len(slots))
-        day_profile, week_profile = s["day"][slots], s["week"][slots]
-        out = np.empty((len(slots), horizon))
+        ahead = s["step"][slots][:, None] + np.arange(1, horizon + 1)
+        day, week = self._bins(ahead, s["seconds"][slots][:, None])
+        seasonal = (
+            s["day"][slots[:, None], day] * w[:, p : p + 1] + s["week"][slots[:, None], week] * w[:, p + 1 : p + 2]
+        )
+        seasonal += w[:, p + 2 : p + 3]
+        # changes, newest first: [predicted (filled from the right) | learnt lags]
+        changes = np.empty((n, horizon + p))
+        changes[:, horizon:] = s["lags"][slots]
+        lag_weights = w[:, :p]
         for h in range(horizon):
-            day, week = self._bins(steps + h + 1, seconds)
-            x = self._features(lags, day_profile[rows, day], week_profile[rows, week])
-            u = np.clip(np.einsum("ni,ni->n", x, w), -self.max_change, self.max_change)  # never explode
-            level += u * scale
-            out[:, h] = level
-            lags = np.concatenate([u[:, None], lags[:, :-1]], axis=1)
-        return out
+            u = np.einsum("ni,ni->n", changes[:, horizon - h : horizon - h + p], lag_weights) + seasonal[:, h]
+            changes[:, horizon - h - 1] = np.clip(u, -self.max_change, self.max_change)  # never explode
+        predicted = changes[:, horizon - 1 :: -1][:, :horizon] if horizon else changes[:, :0]
+        return s["y"][slots][:, None] + np.cumsum(predicted, axis=1) * scale[:, None]
 
     def _remember(self, slots: np.ndarray) -> None:
+        """Keep this origin's forecasts where their targets will look: ``fc[target % h, ahead - 1]``."""
         s = self._state()
-        row = s["step"][slots] % self.horizon
-        s["fc"][slots, row] = self._points(slots, self.horizon)
-        s["origin"][slots, row] = s["step"][slots]
+        h = self.horizon
+        points = self._points(slots, h)
+        origin = s["step"][slots]
+        rows = (origin[:, None] + np.arange(1, h + 1)) % h
+        s["fc"][slots[:, None], rows, np.arange(h)] = points
+        s["origin"][slots, origin % h] = origin
 
-    def _score_band(self, slots: np.ndarray, steps: np.ndarray, y: np.ndarray) -> None:
+    def _score_band(self, idx: Index, steps: np.ndarray, y: np.ndarray) -> None:
         """``y`` arrived: track the band edges from the errors of the forecasts made 1..h steps before."""
         s = self._state()
-        ahead = steps[:, None] - s["origin"][slots]  # [n, h] per remembered origin
-        hit = (ahead >= 1) & (ahead <= self.horizon)
-        i, r = np.nonzero(hit)
-        if i.size == 0:
-            return
-        k = ahead[i, r] - 1
-        sl = slots[i]
-        spread = s["spread"][sl]
-        e = (y[i] - s["fc"][sl, r, k]) / np.where(spread > 0, spread, 1.0)
-        known = np.isfinite(e)
-        sl, k, e, i = sl[known], k[known], e[known], i[known]
-        n, mean_abs = s["err_n"][sl, k], s["err_abs"][sl, k]
-        mean_abs += (np.abs(e) - mean_abs) * np.maximum(1.0 / (n + 1.0), 0.01)
+        h = self.horizon
+        made_at = steps[:, None] - np.arange(1, h + 1)  # the origin of each step-ahead forecast of this target
+        rows = np.arange(len(steps))[:, None]
+        valid = s["origin"][idx][rows, made_at % h] == made_at
+        predicted = s["fc"][idx][rows, (steps % h)[:, None], np.arange(h)]
+        spread = s["spread"][idx]
+        e = (y[:, None] - predicted) / np.where(spread > 0, spread, 1.0)[:, None]
+        valid &= np.isfinite(e)
+        e = np.where(valid, e, 0.0)
+        n, mean_abs = s["err_n"][idx], s["err_abs"][idx]
+        mean_abs = np.where(valid, mean_abs + (np.abs(e) - mean_abs) * np.maximum(1.0 / (n + 1.0), 0.01), mean_abs)
         tail = (1.0 - self.interval) / 2.0
-        q = s["q"][sl, k]  # [m, 2]
+        q = s["q"][idx]
         warm = n < self.min_errors
         z = float(ndtri(1.0 - tail)) * 1.25  # normal quantile from the mean |error|
         lr = self.band_rate * np.maximum(mean_abs, 1e-9)
-        lo = np.where(warm, -z * mean_abs, q[:, 0] + lr * (tail - (e < q[:, 0])))
-        hi = np.where(warm, z * mean_abs, q[:, 1] + lr * ((e > q[:, 1]) - tail))
-        s["q"][sl, k] = np.stack([lo, hi], axis=1)
-        s["err_n"][sl, k], s["err_abs"][sl, k] = n + 1.0, mean_abs
-        one_step = k == 0
-        if one_step.any():
-            self._page_hinkley(sl[one_step], np.abs(e[one_step]))
+        lo = np.where(warm, -z * mean_abs, q[:, :, 0] + lr * (tail - (e < q[:, :, 0])))
+        hi = np.where(warm, z * mean_abs, q[:, :, 1] + lr * ((e > q[:, :, 1]) - tail))
+        q[:, :, 0] = np.where(valid, lo, q[:, :, 0])
+        q[:, :, 1] = np.where(valid, hi, q[:, :, 1])
+        s["q"][idx] = q
+        s["err_n"][idx], s["err_abs"][idx] = n + valid, mean_abs
+        first = valid[:, 0]
+        if first.any():
+            self._page_hinkley(as_slots(idx, len(steps))[first], np.abs(e[first, 0]))
 
     def _page_hinkley(self, slots: np.ndarray, err: np.ndarray) -> None:
         s = self._state()
@@ -249,39 +263,49 @@ class SeasonalAR(Slotted, Params):
             s["err_n"][d] = 0.0  # re-warm the band from the new errors
             s["ph_sum"][d] = s["ph_min"][d] = 0.0
 
+    def _band(self, slots: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """Band offsets ``[len(slots), horizon]`` (NaN while too few errors)."""
+        s = self._state()
+        spread = s["spread"][slots]
+        scale = np.where(spread > 0, spread, 0.0)[:, None]
+        used = min(horizon, self.horizon)
+        ok = s["err_n"][slots, :used] >= self.min_errors
+        q = s["q"][slots, :used]
+        lo = np.where(ok, q[:, :, 0] * scale, np.nan)
+        hi = np.where(ok, q[:, :, 1] * scale, np.nan)
+        if horizon > used:  # beyond the tracked horizon the last band widens with sqrt(h)
+            widen = np.sqrt(np.arange(used + 1, horizon + 1) / used)
+            lo = np.concatenate([lo, lo[:, -1:] * widen], axis=1)
+            hi = np.concatenate([hi, hi[:, -1:] * widen], axis=1)
+        return lo, hi
+
     def forecast_many(self, slots: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Point, lower and upper ``[len(slots), horizon]`` from each slot's last learnt sample (NaN: unknown)."""
         s = self._state()
-        n = len(slots)
         if horizon <= self.horizon:
-            point = s["fc"][slots, s["step"][slots] % self.horizon, :horizon].copy()
+            origin = s["step"][slots]
+            k = np.arange(horizon)
+            point = s["fc"][slots[:, None], (origin[:, None] + k + 1) % self.horizon, k]
         else:
             point = self._points(slots, horizon)
         point[s["n"][slots] == 0] = np.nan
-        spread = s["spread"][slots]
-        scale = np.where(spread > 0, spread, 0.0)[:, None]
-        ok = s["err_n"][slots] >= self.min_errors
-        q = np.where(ok[:, :, None], s["q"][slots], np.nan) * scale[:, :, None]
-        lo, hi = np.full((n, horizon), np.nan), np.full((n, horizon), np.nan)
-        used = min(horizon, self.horizon)
-        lo[:, :used], hi[:, :used] = q[:, :used, 0], q[:, :used, 1]
-        if horizon > used:  # beyond the tracked horizon the last band widens with sqrt(h)
-            widen = np.sqrt(np.arange(used + 1, horizon + 1) / used)
-            lo[:, used:], hi[:, used:] = q[:, -1:, 0] * widen, q[:, -1:, 1] * widen
-        lo = np.minimum(point + lo, point)
-        hi = np.maximum(point + hi, point)
-        return point, lo, hi
+        lo, hi = self._band(slots, horizon)
+        return point, np.minimum(point + lo, point), np.maximum(point + hi, point)
 
     def expect_many(self, slots: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What each slot expects at ``t`` (within the horizon after its last sample; NaN otherwise)."""
         s = self._state()
-        ahead = np.rint(t / s["seconds"][slots]).astype(np.int64) - s["step"][slots]
+        target = np.rint(t / s["seconds"][slots]).astype(np.int64)
+        ahead = target - s["step"][slots]
         usable = (ahead >= 1) & (ahead <= self.horizon) & (s["n"][slots] > 0)
         k = np.clip(ahead - 1, 0, self.horizon - 1)
-        point, lo, hi = self.forecast_many(slots, self.horizon)
-        rows = np.arange(len(slots))
-        pick = lambda a: np.where(usable, a[rows, k], np.nan)  # noqa: E731
-        return pick(point), pick(lo), pick(hi)
+        point = np.where(usable, s["fc"][slots, target % self.horizon, k], np.nan)
+        ok = s["err_n"][slots, k] >= self.min_errors
+        spread = s["spread"][slots]
+        q = s["q"][slots, k] * np.where(spread > 0, spread, 0.0)[:, None]
+        lo = np.where(ok, np.minimum(point + q[:, 0], point), np.nan)
+        hi = np.where(ok, np.maximum(point + q[:, 1], point), np.nan)
+        return point, lo, hi
 
     # -- per-series protocol (one slot) ------------------------------------------
     def learn_one(self, t: float, y: float) -> None:

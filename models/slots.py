@@ -98,6 +98,19 @@ class Slotted:
 
 SLOT0 = np.zeros(1, dtype=np.int64)
 
+Index = slice | np.ndarray
+
+
+def as_index(slots: np.ndarray) -> Index:
+    """A slice when ``slots`` are consecutive (numpy then gives views: no gather, no scatter)."""
+    if slots.size and slots[-1] - slots[0] == slots.size - 1 and (slots.size < 3 or bool((np.diff(slots) == 1).all())):
+        return slice(int(slots[0]), int(slots[-1]) + 1)
+    return slots
+
+
+def as_slots(idx: Index, n: int) -> np.ndarray:
+    return np.arange(idx.start, idx.start + n) if isinstance(idx, slice) else idx
+
 
 def one(value: float) -> np.ndarray:
     return np.array([value], dtype=np.float64)
