@@ -158,7 +158,7 @@ def backtest(
     forecast_start: Annotated[int, typer.Option(min=0, help="First row that needs forecasts")] = 0,
     forecast_every: Annotated[int, typer.Option(min=1, help="Forecast every K rows from --forecast-start")] = 1,
     forecaster: Annotated[str, typer.Option(help="Forecaster kind")] = "seasonal_ar",
-    detector: Annotated[str, typer.Option(help="Detector kind")] = "residual_likelihood",
+    detector: Annotated[str, typer.Option(help="Detector kind")] = "record_ratio",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the accuracy figures as JSON")] = None,
 ) -> None:
     """Evaluate models on your own data, strictly online (no look-ahead)."""

@@ -34,9 +34,9 @@ class BacktestOptions:
     forecast_start: int = 0
     forecast_every: int = 1
     forecaster: str = "seasonal_ar"
-    detector: str = "residual_likelihood"
+    detector: str = "record_ratio"
     interval: float = 0.9
-    anomaly_threshold: float = 0.7
+    anomaly_threshold: float = 0.55
 
 
 @dataclass

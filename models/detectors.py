@@ -141,7 +141,7 @@ class ResidualLikelihood(Slotted, Params):
         score = np.clip(np.log(tail) / math.log(1e-10), 0.0, 1.0)
         return score, short_mean, tail
 
-    def score_many(self, slots: np.ndarray, y: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    def score_many(self, slots: np.ndarray, t: np.ndarray, y: np.ndarray, expected: np.ndarray) -> np.ndarray:
         """Scores in [0, 1] of ``y`` against the forecaster's ``expected`` value (NaN: cannot score, 0)."""
         s = self._state()
         usable = np.isfinite(y) & np.isfinite(expected) & (s["n"][slots] >= self.warmup)
@@ -151,7 +151,7 @@ class ResidualLikelihood(Slotted, Params):
         score = np.where(held, self.alarm_level * 0.99, score)
         return np.where(usable, score, 0.0)
 
-    def learn_many(self, slots: np.ndarray, y: np.ndarray, expected: np.ndarray) -> None:
+    def learn_many(self, slots: np.ndarray, t: np.ndarray, y: np.ndarray, expected: np.ndarray) -> None:
         s = self._state()
         ok = np.isfinite(y) & np.isfinite(expected)
         slots, residual = slots[ok], np.abs(y[ok] - expected[ok])
@@ -174,7 +174,7 @@ class ResidualLikelihood(Slotted, Params):
         s["scale"][slots] = robust_scale_many(s["scale"][slots], n, residual, self.warmup, self.rate, self.clip)
         s["n"][slots] = n + 1
 
-    def explain(self, slot: int, y: float, expected: float) -> str:
+    def explain(self, slot: int, t: float, y: float, expected: float) -> str:
         s = self._state()
         n = int(s["n"][slot])
         if not (math.isfinite(y) and math.isfinite(expected)):
@@ -194,12 +194,12 @@ class ResidualLikelihood(Slotted, Params):
     def score_one(self, t: float, y: float, expected: Expectation | None) -> tuple[float, str]:
         self.ensure(1)
         value = expected.value if expected is not None else math.nan
-        score = float(self.score_many(SLOT0, one(y), one(value))[0])
-        return score, self.explain(0, y, value)
+        score = float(self.score_many(SLOT0, one(t), one(y), one(value))[0])
+        return score, self.explain(0, t, y, value)
 
     def learn_one(self, t: float, y: float, expected: Expectation | None) -> None:
         self.ensure(1)
-        self.learn_many(SLOT0, one(y), one(expected.value if expected is not None else math.nan))
+        self.learn_many(SLOT0, one(t), one(y), one(expected.value if expected is not None else math.nan))
 
 
 def robust_scale_many(

@@ -219,9 +219,9 @@ class Fleet:
 
     def _round(self, slots: np.ndarray, t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         point, lower, upper = self.forecaster.expect_many(slots, t)
-        scores = self.detector.score_many(slots, y, point)
+        scores = self.detector.score_many(slots, t, y, point)
         self._account(slots, y, point, lower, upper)
-        self.detector.learn_many(slots, y, point)
+        self.detector.learn_many(slots, t, y, point)
         self.forecaster.learn_many(slots, t, y)
         st = self.stats
         st["last_t"][slots], st["last_value"][slots] = t, y
@@ -250,7 +250,9 @@ class Fleet:
     ) -> list[AnomalyScore | ScoreRows]:
         chosen = np.flatnonzero(scores >= report_at) if report_at is not None else np.arange(len(t))
         explained = chosen
-        details = {int(i): self.detector.explain(int(slots[i]), float(y[i]), float(expected[i, 0])) for i in explained}
+        details = {
+            int(i): self.detector.explain(int(slots[i]), float(t[i]), float(y[i]), float(expected[i, 0])) for i in explained
+        }
         cells = np.where(np.isfinite(expected[chosen]), expected[chosen], np.nan).tolist()
         out: list[AnomalyScore | ScoreRows] = []
         model = self.model

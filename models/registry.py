@@ -18,12 +18,15 @@ FORECASTERS: dict[str, str] = {
     "seasonal_holt": "models.forecasters:SeasonalHolt",
     "ar_rls": "models.forecasters:AutoRegressiveRLS",
     "seasonal_ar": "models.seasonal_ar:SeasonalAR",
+    "gbm_lags": "models.gbm:GradientBoostedLags",
     "snarimax": "models.river_kinds:RiverSnarimax",
     "holt_winters": "models.river_kinds:RiverHoltWinters",
 }
 DETECTORS: dict[str, str] = {
     "residual_robust": "models.detectors:ResidualRobust",
     "residual_likelihood": "models.detectors:ResidualLikelihood",
+    "record_ratio": "models.record_ratio:RecordRatio",
+    "combined": "models.record_ratio:RecordOrResidual",
     "half_space_trees": "models.river_kinds:HalfSpaceTreesDetector",
 }
 

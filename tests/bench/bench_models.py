@@ -181,7 +181,7 @@ def bench_azure(kind: str, series: int | None, params: dict[str, Any] | None = N
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", default="nab,azure")
-    ap.add_argument("--detectors", default="residual_robust,half_space_trees")
+    ap.add_argument("--detectors", default="record_ratio,residual_likelihood,half_space_trees")
     ap.add_argument("--forecasters", default="seasonal_ar,ar_rls,seasonal_holt,snarimax")
     ap.add_argument("--nab-forecaster", default="seasonal_ar", help="the forecaster under the NAB detectors")
     ap.add_argument("--files", type=int, default=None, help="only the first N NAB files (not comparable)")
