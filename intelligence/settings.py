@@ -224,7 +224,9 @@ class ModelSettings(_Group):
     per_signal: dict[str, dict[str, Any]] = Field(default_factory=dict)  # {"cpu": {"forecaster": ..., ...}}
     horizon_steps: int = Field(default=12, ge=1, le=2016)
     interval: float = Field(default=0.9, gt=0.0, lt=1.0)  # coverage of the prediction band
-    anomaly_threshold: float = Field(default=0.55, ge=0.0, le=1.0)  # score at or above it is an anomaly event (record_ratio: its alarm level)
+    anomaly_threshold: float = Field(
+        default=0.55, ge=0.0, le=1.0
+    )  # score at or above it is an anomaly event (record_ratio: its alarm level)
     checkpoint_every_steps: int = Field(default=60, ge=1)
 
 

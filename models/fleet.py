@@ -251,7 +251,8 @@ class Fleet:
         chosen = np.flatnonzero(scores >= report_at) if report_at is not None else np.arange(len(t))
         explained = chosen
         details = {
-            int(i): self.detector.explain(int(slots[i]), float(t[i]), float(y[i]), float(expected[i, 0])) for i in explained
+            int(i): self.detector.explain(int(slots[i]), float(t[i]), float(y[i]), float(expected[i, 0]))
+            for i in explained
         }
         cells = np.where(np.isfinite(expected[chosen]), expected[chosen], np.nan).tolist()
         out: list[AnomalyScore | ScoreRows] = []

@@ -73,6 +73,7 @@ class GradientBoostedLags(CalibratedForecasts, Params):
             self.values_ = np.full(self.window, np.nan)
             self.count_ = 0
             self.scale_ = 0.0
+            self.last_y_: float = y
             self.model_: HistGradientBoostingRegressor | None = None
             self.since_fit_ = 0
             self.band_ = ConformalBand(self.horizon, self.interval)
@@ -107,10 +108,10 @@ class GradientBoostedLags(CalibratedForecasts, Params):
         values, steps = self._history()
         origins = np.arange(self.lags, len(values) - 1)
         rows_o, rows_h = [], []
-        for h in range(1, self.horizon + 1):
-            o = origins[origins + h < len(values)]
-            rows_o.append(o)
-            rows_h.append(np.full(len(o), h))
+        for ahead in range(1, self.horizon + 1):
+            usable = origins[origins + ahead < len(values)]
+            rows_o.append(usable)
+            rows_h.append(np.full(len(usable), ahead))
         o, h = np.concatenate(rows_o), np.concatenate(rows_h)
         if len(o) > self.max_rows:  # a random subsample (seeded), not a stride: strides alias with cycles
             keep = np.sort(np.random.default_rng(self.seed + self.count_).choice(len(o), self.max_rows, replace=False))

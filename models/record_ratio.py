@@ -209,7 +209,9 @@ class RecordRatio(Slotted, Params):
         rp = deviation(np.abs(y - prof), mad_p)
         mad_b = s["mad_b"][slots, bins]
         rate_b = np.maximum(self.a_seas, 1.0 / np.maximum(seen, 1.0))
-        s["mad_b"][slots, bins] = np.where(seen > 0, mad_b + rate_b * (deviation(np.abs(y - prof), scale_b) - mad_b), 0.0)
+        s["mad_b"][slots, bins] = np.where(
+            seen > 0, mad_b + rate_b * (deviation(np.abs(y - prof), scale_b) - mad_b), 0.0
+        )
         s["mad_p"][slots] = np.where(seen > 0, mad_p + a * (rp - mad_p), mad_p)
         s["prof"][slots, bins] = prof + np.maximum(self.a_seas, 1.0 / (seen + 1.0)) * (y - prof)
         s["seen"][slots, bins] = seen + 1.0
@@ -279,7 +281,9 @@ class RecordOrResidual(Slotted, Params):
     def bytes_per_series(self) -> int:
         return sum(part.bytes_per_series() for part in self._parts())
 
-    def _both(self, slots: np.ndarray, t: np.ndarray, y: np.ndarray, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _both(
+        self, slots: np.ndarray, t: np.ndarray, y: np.ndarray, expected: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         record, residual = self._parts()
         return record.score_many(slots, t, y, expected), residual.score_many(slots, t, y, expected)
 

@@ -13,9 +13,11 @@ between similar series):
 - multi-step forecasts iterate the recursion; the 90% band is tracked online per step
   ahead (stochastic quantile tracking of the normalised errors of this model's own past
   forecasts: no error ring);
-- drift: a Page-Hinkley test on the normalised one-step errors; when it fires, the
-  least-squares memory is widened and the band re-warmed, so the model re-learns fast
-  instead of staying wrong.
+- drift: least squares with forgetting and bands in units of the running spread adapt
+  to a new normal by themselves; a Page-Hinkley test on the normalised one-step errors
+  detects drift that outpaces them, counts it (``drifts``, reported by the bank) and
+  re-warms the band from the new errors (``drift_relearn`` > 0 also widens the
+  least-squares memory; off by default, it cost accuracy on the Azure traces).
 
 All state lives in numpy arrays with one row per series (:mod:`models.slots`), so a bank
 of 100,000 series costs a few vectorised operations per step. The per-series protocol
@@ -57,7 +59,8 @@ class SeasonalAR(Slotted, Params):
         band_rate: float = 0.3,
         min_errors: int = 20,
         drift_delta: float = 0.5,
-        drift_threshold: float = 200.0,
+        drift_threshold: float = 50.0,
+        drift_relearn: float = 0.0,
         max_change: float = 5.0,
     ) -> None:
         self.step_seconds = step_seconds
@@ -73,6 +76,7 @@ class SeasonalAR(Slotted, Params):
         self.min_errors = min_errors
         self.drift_delta = drift_delta
         self.drift_threshold = drift_threshold
+        self.drift_relearn = drift_relearn
         self.max_change = max_change
 
     # -- state -----------------------------------------------------------------
@@ -259,7 +263,8 @@ class SeasonalAR(Slotted, Params):
         if drift.any():
             d = slots[drift]
             s["drifts"][d] += 1
-            s["P"][d] += np.eye(self._k) * (self.prior * 0.01)  # forget faster: re-learn
+            if self.drift_relearn:  # forget faster: re-learn the dynamics (off by default: RLS forgets anyway)
+                s["P"][d] += np.eye(self._k) * (self.prior * self.drift_relearn)
             s["err_n"][d] = 0.0  # re-warm the band from the new errors
             s["ph_sum"][d] = s["ph_min"][d] = 0.0
 
