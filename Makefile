@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PROM_DIR := .cache/prometheus
 PROM := $(PROM_DIR)/usr/bin/prometheus
 
-.PHONY: run test lint stack-up stack-down bench bench-collectors bench-models lock clean
+.PHONY: run test lint stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/icos-intel run $(ARGS)
@@ -30,7 +30,7 @@ stack-down: $(VENV)/.installed
 	$(BIN)/python -m tests.stack down
 
 # Benchmarks print a table and write JSON under bench-results/ (not part of `make test`).
-bench: bench-collectors bench-models
+bench: bench-collectors bench-models bench-cost bench-checkpoint
 
 bench-collectors: $(VENV)/.installed $(PROM)
 	$(BIN)/python -m tests.bench.bench_collectors --json bench-results/collectors.json
@@ -38,6 +38,14 @@ bench-collectors: $(VENV)/.installed $(PROM)
 # NAB and the Azure VM CPU traces, read from ../shared/eval (never shipped with the project).
 bench-models: $(VENV)/.installed
 	$(BIN)/python -m tests.bench.bench_models --json bench-results/models.json
+
+# Cost per sample per series with 10,000 and 100,000 series in one bank, one core.
+bench-cost: $(VENV)/.installed
+	$(BIN)/python -m tests.bench.bench_cost --json bench-results/cost.json
+
+# Checkpoint and restore time and size with 10,000 and 100,000 series; the engine's pause.
+bench-checkpoint: $(VENV)/.installed
+	$(BIN)/python -m tests.bench.bench_checkpoint --json bench-results/checkpoint.json
 
 # The Python environment: pinned by requirements.lock, installed with uv (seconds instead of minutes).
 $(VENV)/.installed: pyproject.toml requirements.lock

@@ -141,6 +141,14 @@ class Service:
     _config_mtime: int | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _writer: checkpoint.CheckpointWriter | None = None
+    last_checkpoint_pause: float = 0.0  # seconds the engine spent copying its state for the last checkpoint
+
+    @property
+    def writer(self) -> checkpoint.CheckpointWriter:
+        if self._writer is None:
+            self._writer = checkpoint.CheckpointWriter(self.checkpoint_path, self.signature, _log_written)
+        return self._writer
 
     def warm_up(self, progress: Callable[[str, int, int], None] | None = None) -> StepReport:
         """The first step: backfill history (waiting for every cluster), reporting progress."""
@@ -226,22 +234,31 @@ class Service:
         if steps % self.settings.models.checkpoint_every_steps == 0:
             self.checkpoint()
 
-    def checkpoint(self) -> None:
-        payload = checkpoint.dump(self.engine.bank.snapshot(), self.signature)
-        checkpoint.write_atomically(self.checkpoint_path, payload)
+    def checkpoint(self, wait: bool = False) -> None:
+        """Copy the bank's state (the engine's only pause) and let the writer thread put it on disk."""
+        started = time.perf_counter()
+        snapshot = checkpoint.snapshot_copy(self.engine.bank.snapshot())
+        self.last_checkpoint_pause = time.perf_counter() - started
+        self.writer.submit(snapshot)
+        if wait:
+            self.writer.flush()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        try:
-            self.checkpoint()
-        except OSError as exc:
-            log.error("final checkpoint to %s failed: %s", self.checkpoint_path, exc)
+        self.checkpoint()
+        self.writer.close(timeout=120)
+        if self.writer.last_error is not None:
+            log.error("final checkpoint to %s failed: %s", self.checkpoint_path, self.writer.last_error)
         if self.tracker is not None:
             self.tracker.close()
         self.engine.collector.close()
         self.recommendations.close()
+
+
+def _log_written(path: Path, size: int, seconds: float) -> None:
+    log.debug("checkpoint %s written: %.1f MB in %.2f s", path, size / 1e6, seconds)
 
 
 def _tracker(settings: Settings, signature: dict[str, Any]) -> Any | None:

@@ -1,3 +1,5 @@
+import threading
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,27 @@ def test_checkpoint_round_trip_and_refusal_of_other_kinds(bank, embedded_setting
     with pytest.raises(checkpoint.CheckpointError, match="cannot be read"):
         checkpoint.load(path, signature)
     assert [p.name for p in tmp_path.iterdir()] == ["bank.pkl"]  # no temporary file left behind
+
+
+def test_the_checkpoint_writer_never_blocks_and_keeps_the_newest_snapshot(tmp_path, monkeypatch):
+    gate, writing = threading.Event(), threading.Event()
+    real_write = checkpoint.write_atomically
+
+    def held_write(path, payload):
+        writing.set()
+        gate.wait(10)
+        real_write(path, payload)
+
+    monkeypatch.setattr(checkpoint, "write_atomically", held_write)
+    path = tmp_path / "bank.pkl"
+    writer = checkpoint.CheckpointWriter(path, {"v": 1})
+    writer.submit({"series": {"n": 1}, "fleets": {}})
+    assert writing.wait(10)  # the first write is in progress, held by the gate
+    writer.submit({"series": {"n": 2}, "fleets": {}})  # returns at once
+    writer.submit({"series": {"n": 3}, "fleets": {}})  # replaces the waiting one
+    assert writer.skipped == 1
+    gate.set()
+    assert writer.flush(10)
+    writer.close(10)
+    assert checkpoint.load(path, {"v": 1}) == {"series": {"n": 3}, "fleets": {}}
+    assert writer.written == 2

@@ -64,7 +64,9 @@ def test_detector_flags_a_spike(kind):
 
 
 def test_registry_names_known_kinds_on_error():
-    with pytest.raises(UnknownModelKind, match="known: ar_rls, gbm_lags, holt_winters, seasonal_ar, seasonal_holt, snarimax"):
+    with pytest.raises(
+        UnknownModelKind, match="known: ar_rls, gbm_lags, holt_winters, seasonal_ar, seasonal_holt, snarimax"
+    ):
         make_forecaster("prophet")
     with pytest.raises(BadModelParams, match="forecaster 'seasonal_holt'"):
         make_forecaster("seasonal_holt", alpah=0.3)
