@@ -72,6 +72,9 @@ class SeriesKey:
     signal: str
     labels: tuple[tuple[str, str], ...] = ()
 
+    def __deepcopy__(self, memo: dict[int, object]) -> SeriesKey:
+        return self  # immutable: copies of model state share their keys
+
     @classmethod
     def of(cls, cluster: str, signal: str, labels: Mapping[str, str] | None = None) -> SeriesKey:
         return cls(cluster, signal, _frozen_labels(labels or {}))

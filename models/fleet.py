@@ -10,6 +10,7 @@ copied, the level and scale come from the new series' own data.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -111,6 +112,19 @@ class Fleet:
     def __len__(self) -> int:
         return len(self.slots)
 
+    def __deepcopy__(self, memo: dict[int, object]) -> Fleet:
+        """A snapshot for a checkpoint: arrays copied with memcpy, keys (immutable) shared."""
+        return Fleet(
+            copy.deepcopy(self.forecaster, memo),
+            copy.deepcopy(self.detector, memo),
+            self.forecaster_kind,
+            self.detector_kind,
+            dict(self.slots),
+            list(self.free),
+            copy.deepcopy(self.stats, memo),
+            {group: set(members) for group, members in self.groups.items()},
+        )
+
     @property
     def model(self) -> str:
         return f"{self.detector_kind} on {self.forecaster_kind}"
@@ -135,10 +149,9 @@ class Fleet:
         if slot is not None:
             return slot
         slot = self.free.pop() if self.free else len(self.slots)
-        capacity = max(slot + 1, self.stats.capacity)
-        self.stats.grow(capacity)
-        self.forecaster.ensure(capacity)
-        self.detector.ensure(capacity)
+        self.stats.grow(slot + 1)
+        self.forecaster.ensure(slot + 1)
+        self.detector.ensure(slot + 1)
         donor = self._donor(key)
         if donor is not None:
             target, source = np.array([slot]), np.array([donor])

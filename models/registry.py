@@ -91,6 +91,9 @@ class ModelSpec:
         dump = lambda p: json.dumps(p, sort_keys=True, default=str)  # noqa: E731
         return cls(forecaster, detector, dump(forecaster_params), dump(detector_params))
 
+    def __deepcopy__(self, memo: dict[int, object]) -> ModelSpec:
+        return self  # immutable
+
     def build(self) -> tuple[Forecaster, Detector]:
         return (
             make_forecaster(self.forecaster, **json.loads(self.forecaster_params)),

@@ -10,6 +10,7 @@ per-series protocol and the vectorised bank run exactly the same arithmetic.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,7 @@ class SlotArrays:
     def __init__(self, fields: dict[str, FieldSpec], capacity: int = 0) -> None:
         self.fields = fields
         self.capacity = 0
+        self.used = 0  # slots ever asked for; a checkpoint keeps these, not the spare capacity
         self.arrays: dict[str, np.ndarray] = {
             name: np.empty((0, *spec.shape), dtype=spec.dtype) for name, spec in fields.items()
         }
@@ -41,6 +43,7 @@ class SlotArrays:
 
     def grow(self, capacity: int) -> None:
         """Room for at least ``capacity`` slots (doubling, so appends are amortised O(1))."""
+        self.used = max(self.used, capacity)
         if capacity <= self.capacity:
             return
         new = max(capacity, 2 * self.capacity, 8)
@@ -63,6 +66,24 @@ class SlotArrays:
     def copy(self, names: list[str], source: np.ndarray, target: np.ndarray) -> None:
         for name in names:
             self.arrays[name][target] = self.arrays[name][source]
+
+    def __deepcopy__(self, memo: dict[int, object]) -> SlotArrays:
+        twin = SlotArrays.__new__(SlotArrays)
+        twin.fields, twin.used, twin.capacity = self.fields, self.used, self.used
+        twin.arrays = {name: a[: self.used].copy() for name, a in self.arrays.items()}
+        return twin
+
+    def __getstate__(self) -> dict[str, object]:
+        return {
+            "fields": self.fields,
+            "used": self.used,
+            "arrays": {name: a[: self.used] for name, a in self.arrays.items()},
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.fields = state["fields"]
+        self.used = self.capacity = state["used"]
+        self.arrays = dict(state["arrays"])
 
     def bytes_per_slot(self) -> int:
         return sum(
