@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, HTTPException, Request, status
 
 from intelligence.service import Service
 
@@ -15,3 +16,24 @@ def get_service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def require_token(
+    service: ServiceDep, authorization: Annotated[str | None, Header(description="Bearer token")] = None
+) -> None:
+    """The mutating endpoints need ``Authorization: Bearer <token>``, the token read from ``api.token_file``."""
+    path = service.settings.api.token_file
+    if path is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "mutating endpoints are disabled: set api.token_file")
+    try:
+        expected = path.read_text().strip()
+    except OSError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"api.token_file {path}: {exc.strerror}") from exc
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+Authenticated = Depends(require_token)

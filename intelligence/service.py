@@ -142,6 +142,7 @@ class Service:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _writer: checkpoint.CheckpointWriter | None = None
+    model_registry: Any | None = None  # models.tracking.ModelRegistry when MLflow is enabled
     last_checkpoint_pause: float = 0.0  # seconds the engine spent copying its state for the last checkpoint
 
     @property
@@ -356,6 +357,12 @@ def build_service(
         source.tick_seconds,
         config_path,
     )
+    if settings.mlflow.enabled:
+        from models.tracking import ModelRegistry
+
+        service.model_registry = ModelRegistry(
+            settings.mlflow_uri, f"{settings.mlflow.experiment}-models", settings.mlflow.timeout_seconds
+        )
     if config_path is not None:
         try:
             service._config_mtime = config_path.stat().st_mtime_ns

@@ -1,0 +1,75 @@
+"""``/v1/models`` on the embedded MLflow store: list, promote (authenticated, with evidence), roll back."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from intelligence.clock import ManualClock
+from intelligence.service import build_service
+from intelligence.settings import load_settings
+
+pytestmark = pytest.mark.e2e
+
+SPEC = {"forecaster": "seasonal_ar", "detector": "record_ratio", "forecaster_params": {}, "detector_params": {}}
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def client(tmp_path):
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    settings = load_settings(None, **{"storage.state_dir": str(tmp_path / "state"), "api.token_file": str(token)})
+    svc = build_service(settings, clock=ManualClock(1_767_225_600.0), with_tracker=False)
+    registry = svc.model_registry
+    registry.register("icos-requests", SPEC, {"mase": 1.0, "coverage": 0.9}, alias="champion")
+    registry.register("icos-requests", {**SPEC, "forecaster": "ar_rls"}, {"mase": 0.99}, alias="challenger")
+    registry.register("icos-requests", {**SPEC, "forecaster_params": {"p": 16}}, {"mase": 0.85})
+    with TestClient(create_app(settings, service=svc)) as client:
+        yield client
+    svc.stop()
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_models_lists_kinds_versions_aliases_and_accuracy(client):
+    body = client.get("/v1/models").json()
+    assert "seasonal_ar" in body["forecaster_kinds"]
+    assert "record_ratio" in body["detector_kinds"]
+    [model] = body["registered"]
+    assert model["name"] == "icos-requests"
+    assert model["champion"] == 1
+    assert [v["aliases"] for v in model["versions"]] == [["champion"], ["challenger"], []]
+    assert model["versions"][2]["metrics"]["mase"] == pytest.approx(0.85)
+    assert model["versions"][0]["spec"] == SPEC
+
+
+def test_promote_and_rollback_need_the_token(client):
+    assert client.post("/v1/models/icos-requests/promote", json={"version": 3}).status_code == 401
+    assert client.post("/v1/models/icos-requests/promote", json={"version": 3}, headers=auth("nope")).status_code == 401
+    assert client.post("/v1/models/icos-requests/rollback", headers=auth("nope")).status_code == 401
+
+
+def test_a_worse_challenger_is_refused_with_the_evidence_a_better_one_promoted_then_rolled_back(client):
+    refused = client.post("/v1/models/icos-requests/promote", json={"version": 2}, headers=auth())
+    assert refused.status_code == 409
+    assert "version 2 (mase 0.99) does not beat champion version 1 (mase 1) by 2%" in refused.json()["detail"]
+    promoted = client.post("/v1/models/icos-requests/promote", json={"version": 3}, headers=auth())
+    assert promoted.status_code == 200
+    assert promoted.json()["aliases"] == ["champion"]
+    assert client.get("/v1/models").json()["registered"][0]["champion"] == 3
+    rolled = client.post("/v1/models/icos-requests/rollback", headers=auth())
+    assert rolled.status_code == 200
+    assert rolled.json()["version"] == 1
+    assert client.post("/v1/models/nothing/rollback", headers=auth()).status_code == 409
+
+
+def test_without_a_token_file_mutations_are_disabled(tmp_path):
+    settings = load_settings(None, **{"storage.state_dir": str(tmp_path / "state")})
+    svc = build_service(settings, clock=ManualClock(1_767_225_600.0), with_tracker=False)
+    with TestClient(create_app(settings, service=svc)) as client:
+        response = client.post("/v1/models/icos-requests/rollback")
+    svc.stop()
+    assert response.status_code == 403
+    assert "api.token_file" in response.json()["detail"]
