@@ -193,26 +193,25 @@ class Fleet:
         t = np.concatenate([np.asarray(t, float) for _, t, _ in batches])
         y = np.concatenate([np.asarray(y, float) for _, _, y in batches])
         slots = np.repeat(slot_of, lengths)
-        t, y, slots = self._new_samples(t, y, slots, lengths)
+        t, y, slots = self._new_samples(t, y, slots)
         if t.size == 0:
             return []
         starts = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]])
         rounds = np.arange(t.size) - np.repeat(starts, np.diff(np.r_[starts, t.size]))
         scores = np.empty(t.size)
         expected = np.empty((t.size, 3))
-        if rounds.max() == 0:
-            scores[:], expected[:] = self._round(slots, t, y)
-        else:
-            order = np.argsort(rounds, kind="stable")
-            bounds = np.searchsorted(rounds[order], np.arange(rounds.max() + 2))
-            for r in range(len(bounds) - 1):
-                idx = order[bounds[r] : bounds[r + 1]]
-                scores[idx], expected[idx] = self._round(slots[idx], t[idx], y[idx])
+        details: dict[int, str] = {}
+        order = np.argsort(rounds, kind="stable")
+        bounds = np.searchsorted(rounds[order], np.arange(rounds.max() + 2))
+        for r in range(len(bounds) - 1):
+            idx = order[bounds[r] : bounds[r + 1]]
+            scores[idx], expected[idx], why = self._round(slots[idx], t[idx], y[idx], report_at)
+            details.update((int(idx[i]), text) for i, text in why.items())
         key_of_slot = dict(zip(slot_of.tolist(), keys, strict=True))
-        return self._scores(key_of_slot, slots, t, y, scores, expected, report_at)
+        return self._scores(key_of_slot, slots, t, y, scores, expected, details, report_at)
 
     def _new_samples(
-        self, t: np.ndarray, y: np.ndarray, slots: np.ndarray, lengths: np.ndarray
+        self, t: np.ndarray, y: np.ndarray, slots: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The finite samples after the series' last learnt one and after every earlier one in the batch."""
         segment_start = np.r_[True, slots[1:] != slots[:-1]] if slots.size else np.zeros(0, bool)
@@ -230,16 +229,24 @@ class Fleet:
                 keep[where] = ok & (tt > before)
         return t[keep], y[keep], slots[keep]
 
-    def _round(self, slots: np.ndarray, t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _round(
+        self, slots: np.ndarray, t: np.ndarray, y: np.ndarray, report_at: float | None
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+        """Score, then learn, one sample of each slot; reasons for the reported scores, before learning."""
         point, lower, upper = self.forecaster.expect_many(slots, t)
         scores = self.detector.score_many(slots, t, y, point)
+        reported = np.flatnonzero(scores >= report_at) if report_at is not None else np.arange(len(slots))
+        why = {
+            int(i): self.detector.explain(int(slots[i]), float(t[i]), float(y[i]), float(point[i]))
+            for i in reported.tolist()
+        }
         self._account(slots, y, point, lower, upper)
         self.detector.learn_many(slots, t, y, point)
         self.forecaster.learn_many(slots, t, y)
         st = self.stats
         st["last_t"][slots], st["last_value"][slots] = t, y
         st["learnt"][slots] += 1
-        return np.clip(np.nan_to_num(scores, nan=0.0), 0.0, 1.0), np.stack([point, lower, upper], axis=1)
+        return np.clip(np.nan_to_num(scores, nan=0.0), 0.0, 1.0), np.stack([point, lower, upper], axis=1), why
 
     def _account(self, slots: np.ndarray, y: np.ndarray, point: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
         st = self.stats
@@ -259,15 +266,11 @@ class Fleet:
         y: np.ndarray,
         scores: np.ndarray,
         expected: np.ndarray,
+        details: dict[int, str],
         report_at: float | None,
     ) -> list[AnomalyScore | ScoreRows]:
         chosen = np.flatnonzero(scores >= report_at) if report_at is not None else np.arange(len(t))
-        explained = chosen
-        details = {
-            int(i): self.detector.explain(int(slots[i]), float(t[i]), float(y[i]), float(expected[i, 0]))
-            for i in explained
-        }
-        cells = np.where(np.isfinite(expected[chosen]), expected[chosen], np.nan).tolist()
+        cells = expected[chosen].tolist()
         out: list[AnomalyScore | ScoreRows] = []
         model = self.model
         for i, slot, stamp, value, score, (point, lower, upper) in zip(

@@ -2,6 +2,7 @@
 
 import math
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -75,6 +76,10 @@ def test_reported_scores_are_events_then_the_latest_row_of_each_series():
     latest = [s for s in out if isinstance(s, ScoreRows)]
     assert {e.timestamp for e in events} >= {t[390]}
     assert all(e.score >= 0.55 and e.reason.detail for e in events)
+    spike = next(e for e in events if e.timestamp == t[390])
+    ratio = float(re.search(r"([0-9.]+)x its recent record", spike.reason.detail).group(1))
+    damp = 0.8 if "damped" in spike.reason.detail else 1.0  # a repeat within the hold of an earlier alarm
+    assert spike.score == pytest.approx(damp * ratio / (1 + ratio), abs=0.01)  # explained before it was learnt
     assert len(latest) == 1
     assert latest[0].keys == [key("a"), key("b")]
     assert latest[0].row(0).timestamp == t[-1]
