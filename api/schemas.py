@@ -179,3 +179,5 @@ class HealthOut(BaseModel):
     engine: dict[str, Any]
     clusters: list[ClusterHealthOut]
     mlflow: ComponentHealth
+    model_registry: ComponentHealth = Field(description="the champion watcher: ok, degraded, starting or disabled")
+    champions: dict[str, int] = Field(default_factory=dict, description="registered model version run per signal")

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from collectors.base import Collector
 from collectors.telemetry import CollectorTelemetry
 from intelligence.actuator import Actuator
+from intelligence.champions import ChampionWatcher, load_active, registry_name, save_active
 from intelligence.clock import Clock, ScaledClock, SystemClock
 from intelligence.domain import SeriesKey
 from intelligence.engine import Engine, StepReport
@@ -66,20 +67,31 @@ def model_spec(settings: Settings, signal: str, step_seconds: float) -> dict[str
     }
 
 
-def model_factory(settings: Settings, step_seconds: float) -> ModelFactory:
+def model_factory(
+    settings: Settings, step_seconds: float, active: dict[str, dict[str, Any]] | None = None
+) -> ModelFactory:
+    """Models per series: the signal's champion in ``active`` (read at every build), else the settings'."""
+
     def build(key: SeriesKey) -> ModelSpec:
-        spec = model_spec(settings, key.signal, step_seconds)
+        champion = (active or {}).get(key.signal)
+        spec = champion["spec"] if champion else model_spec(settings, key.signal, step_seconds)
         return ModelSpec.of(spec["forecaster"], spec["detector"], spec["forecaster_params"], spec["detector_params"])
 
     return build
 
 
-def model_signature(settings: Settings, step_seconds: float) -> dict[str, Any]:
-    """What a checkpoint must match to be loaded."""
-    signals = sorted(
-        {s.name for s in settings.signals} | {"requests", "cpu", "memory"} | set(settings.models.per_signal)
-    )
-    return {s: model_spec(settings, s, step_seconds) for s in signals}
+def model_signals(settings: Settings) -> list[str]:
+    return sorted({s.name for s in settings.signals} | {"requests", "cpu", "memory"} | set(settings.models.per_signal))
+
+
+def model_signature(
+    settings: Settings, step_seconds: float, active: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What a checkpoint must match to be loaded: the spec every signal runs."""
+    active = active or {}
+    return {
+        s: active[s]["spec"] if s in active else model_spec(settings, s, step_seconds) for s in model_signals(settings)
+    }
 
 
 @dataclass
@@ -143,6 +155,8 @@ class Service:
     _thread: threading.Thread | None = None
     _writer: checkpoint.CheckpointWriter | None = None
     model_registry: Any | None = None  # models.tracking.ModelRegistry when MLflow is enabled
+    champions: ChampionWatcher | None = None
+    active: dict[str, dict[str, Any]] = field(default_factory=dict)  # champions in use, per signal
     last_checkpoint_pause: float = 0.0  # seconds the engine spent copying its state for the last checkpoint
 
     @property
@@ -161,6 +175,8 @@ class Service:
     def start(self) -> None:
         if self.tracker is not None:
             self.tracker.start()
+        if self.champions is not None:
+            self.champions.start()
         self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
         self._thread.start()
 
@@ -169,6 +185,7 @@ class Service:
             begun = time.monotonic()
             try:
                 self.reload_if_changed()
+                self.apply_champions()
                 self.engine.step(self.clock.now())
                 self.engine.status.last_error = None
             except Exception as exc:
@@ -226,6 +243,36 @@ class Service:
         )
         return True
 
+    def apply_champions(self) -> list[str]:
+        """Switch every signal whose champion changed in the registry; returns those signals.
+
+        Their series restart on the new model (a promoted challenger's own state is not
+        carried over yet); the checkpoint signature follows, and ``champions.json`` keeps
+        the choice for the next start.
+        """
+        if self.champions is None:
+            return []
+        changed = self.champions.changes(self.active)
+        for signal, champion in sorted(changed.items()):
+            known = signal in self.active
+            self.active[signal] = champion
+            if known or champion["spec"] != model_spec(self.settings, signal, self.engine.step_seconds):
+                dropped = self.engine.forget(lambda k, s=signal: k.signal == s)  # type: ignore[misc]
+                log.info(
+                    "signal %s now runs %s version %d (%s on %s); %d series restart on it",
+                    signal,
+                    registry_name(signal),
+                    champion["version"],
+                    champion["spec"].get("detector"),
+                    champion["spec"].get("forecaster"),
+                    dropped,
+                )
+        if changed:
+            self.signature = model_signature(self.settings, self.engine.step_seconds, self.active)
+            self.writer.signature = self.signature
+            save_active(self.settings.storage.state_dir, self.active)
+        return sorted(changed)
+
     def on_step(self, report: StepReport) -> None:
         steps = self.engine.status.steps
         if self.tracker is not None and steps % self.settings.mlflow.log_every_steps == 0:
@@ -254,6 +301,8 @@ class Service:
             log.error("final checkpoint to %s failed: %s", self.checkpoint_path, self.writer.last_error)
         if self.tracker is not None:
             self.tracker.close()
+        if self.champions is not None:
+            self.champions.close()
         self.engine.collector.close()
         self.recommendations.close()
 
@@ -302,7 +351,9 @@ def build_service(
     telemetry = CollectorTelemetry(registry)
     restored: dict[str, Any] = {}
     source = build_source(settings, clock, telemetry, resume=-math.inf)
-    signature = model_signature(settings, source.step_seconds)
+    signals = model_signals(settings)
+    active = {s: c for s, c in load_active(state_dir).items() if s in signals} if settings.mlflow.enabled else {}
+    signature = model_signature(settings, source.step_seconds, active)
     _check_models(settings, source.step_seconds)
     if checkpoint_path.exists():
         try:
@@ -310,7 +361,9 @@ def build_service(
         except checkpoint.CheckpointError as exc:
             source.collector.close()
             raise StartupError(str(exc)) from exc
-    bank = ModelBank(model_factory(settings, source.step_seconds), interval=settings.models.interval, **restored)
+    bank = ModelBank(
+        model_factory(settings, source.step_seconds, active), interval=settings.models.interval, **restored
+    )
     if restored:
         log.info("restored %d series from %s", len(bank), checkpoint_path)
         resume = bank.latest_timestamp()
@@ -357,12 +410,18 @@ def build_service(
         source.tick_seconds,
         config_path,
     )
+    service.active = active  # the same dict the factory reads
     if settings.mlflow.enabled:
         from models.tracking import ModelRegistry
 
         service.model_registry = ModelRegistry(
             settings.mlflow_uri, f"{settings.mlflow.experiment}-models", settings.mlflow.timeout_seconds
         )
+        if settings.mlflow.follow_champions:
+            configured = {s: model_spec(settings, s, source.step_seconds) for s in signals}
+            service.champions = ChampionWatcher(
+                service.model_registry, configured, settings.mlflow.registry_poll_seconds
+            )
     if config_path is not None:
         try:
             service._config_mtime = config_path.stat().st_mtime_ns

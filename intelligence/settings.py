@@ -265,6 +265,8 @@ class MlflowSettings(_Group):
     experiment: str = "icos-intelligence"
     log_every_steps: int = Field(default=30, ge=1)
     timeout_seconds: float = Field(default=10.0, gt=0.0)
+    follow_champions: bool = True  # run each signal's registered champion (registered on a first start)
+    registry_poll_seconds: float = Field(default=60.0, gt=0.0)  # how soon a newly promoted champion is picked up
 
 
 class KubernetesSettings(_Group):

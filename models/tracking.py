@@ -20,6 +20,34 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+# An embedded SQLite store is created (and migrated) by its first client: the tracker's and the
+# registry's threads take turns on it rather than race. A tracking server needs no such care.
+_SQLITE_LOCK = threading.RLock()
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def _import_mlflow() -> None:
+    """Import mlflow's parts once, from one thread at a time (concurrent first imports deadlock)."""
+    with _IMPORT_LOCK:
+        import mlflow.artifacts
+        import mlflow.entities
+        import mlflow.exceptions
+        import mlflow.tracking  # noqa: F401
+
+
+def _store_lock(uri: str) -> Any:
+    return _SQLITE_LOCK if uri.startswith("sqlite:") else _NoLock()
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class TrackerHealth:
@@ -91,6 +119,7 @@ class MlflowTracker:
     def _client(self) -> Any:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, self.timeout_seconds))))
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        _import_mlflow()
         from mlflow.tracking import MlflowClient
 
         return MlflowClient(tracking_uri=self.tracking_uri)
@@ -126,10 +155,13 @@ class MlflowTracker:
             try:
                 if client is None:
                     client = self._client()
-                if self._run_id is None:
-                    self._run_id = self._open_run(client)
-                    log.info("MLflow run %s in experiment %r at %s", self._run_id, self.experiment, self.tracking_uri)
-                self._deliver(client)
+                with _store_lock(self.tracking_uri):
+                    if self._run_id is None:
+                        self._run_id = self._open_run(client)
+                        log.info(
+                            "MLflow run %s in experiment %r at %s", self._run_id, self.experiment, self.tracking_uri
+                        )
+                    self._deliver(client)
                 if self._state != "ok":
                     self._state, self._detail = "ok", ""
                 if stopping:
@@ -189,6 +221,7 @@ class ModelRegistry:
         if self._client_ is None:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, self.timeout_seconds))))
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+            _import_mlflow()
             from mlflow.tracking import MlflowClient
 
             self._client_ = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
@@ -218,9 +251,9 @@ class ModelRegistry:
         self, name: str, spec: dict[str, Any], metrics: dict[str, float] | None = None, alias: str | None = None
     ) -> ModelVersionInfo:
         """A new version of ``name`` for ``spec``, with the accuracy measured for it."""
+        client = self._client()
         from mlflow.exceptions import MlflowException
 
-        client = self._client()
         exp = client.get_experiment_by_name(self.experiment)
         exp_id = (
             exp.experiment_id
@@ -268,10 +301,11 @@ class ModelRegistry:
         return self._info(self._client().get_model_version(name, str(version)))
 
     def by_alias(self, name: str, alias: str) -> ModelVersionInfo | None:
+        client = self._client()
         from mlflow.exceptions import MlflowException
 
         try:
-            return self._info(self._client().get_model_version_by_alias(name, alias))
+            return self._info(client.get_model_version_by_alias(name, alias))
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
                 return None
@@ -279,6 +313,7 @@ class ModelRegistry:
 
     def load_spec(self, name: str, alias: str = CHAMPION) -> dict[str, Any]:
         """The spec behind ``models:/name@alias`` (read from the version's artifacts)."""
+        self._client()  # imports mlflow safely
         import mlflow
         from mlflow.artifacts import download_artifacts
 
@@ -292,8 +327,9 @@ class ModelRegistry:
 
     def ensure_champion(self, name: str, spec: dict[str, Any]) -> ModelVersionInfo:
         """The champion of ``name``; on a first start (no champion yet) ``spec`` is registered as champion."""
-        found = self.by_alias(name, self.CHAMPION)
-        return found if found is not None else self.register(name, spec, alias=self.CHAMPION)
+        with _store_lock(self.tracking_uri):
+            found = self.by_alias(name, self.CHAMPION)
+            return found if found is not None else self.register(name, spec, alias=self.CHAMPION)
 
     def versions(self, name: str) -> list[ModelVersionInfo]:
         client = self._client()
@@ -316,17 +352,18 @@ class ModelRegistry:
             raise RegistryError(f"{name} version {version} is already the champion")
         if champion is not None:
             ours, theirs = challenger.metrics.get(metric), champion.metrics.get(metric)
-            if ours is None or theirs is None:
-                raise RegistryError(
-                    f"{name}: cannot compare version {version} with champion {champion.version}: "
-                    f"{metric!r} is missing ({ours} vs {theirs})"
-                )
-            if not ours <= theirs * (1.0 - margin):
+            if ours is None:
+                raise RegistryError(f"{name}: version {version} has no measured {metric!r}; not promoted")
+            if theirs is not None and not ours <= theirs * (1.0 - margin):
                 raise RegistryError(
                     f"{name}: version {version} ({metric} {ours:.4g}) does not beat champion version "
                     f"{champion.version} ({metric} {theirs:.4g}) by {margin:.0%}; not promoted"
                 )
-            evidence = f"{metric} {ours:.4g} vs {theirs:.4g} of version {champion.version} (margin {margin:.0%})"
+            evidence = (
+                f"{metric} {ours:.4g} vs {theirs:.4g} of version {champion.version} (margin {margin:.0%})"
+                if theirs is not None
+                else f"{metric} {ours:.4g}; champion version {champion.version} had none measured"
+            )
             client.set_model_version_tag(name, str(version), "icos.previous_champion", str(champion.version))
         else:
             evidence = "no champion before"

@@ -32,10 +32,17 @@ def healthz(service: ServiceDep, response: Response) -> HealthOut:
     mlflow = (
         ComponentHealth(state=tracker.state, detail=tracker.detail) if tracker else ComponentHealth(state="disabled")
     )
+    watcher = service.champions
+    registry = (
+        ComponentHealth(state=watcher.state, detail=watcher.detail)
+        if watcher is not None
+        else ComponentHealth(state="disabled")
+    )
     degraded = (
         status.last_error is not None
         or any(c.state in ("down", "degraded", "stale") for c in clusters)
         or mlflow.state == "degraded"
+        or registry.state == "degraded"
     )
     overall = "starting" if status.steps == 0 else ("degraded" if degraded else "ok")
     return HealthOut(
@@ -53,6 +60,8 @@ def healthz(service: ServiceDep, response: Response) -> HealthOut:
         },
         clusters=clusters,
         mlflow=mlflow,
+        model_registry=registry,
+        champions={s: c["version"] for s, c in sorted(service.active.items())},
     )
 
 

@@ -1,0 +1,89 @@
+"""The service runs each signal's champion from the MLflow registry, and follows a promotion without a restart."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from intelligence.clock import ManualClock
+from intelligence.service import build_service
+from intelligence.settings import load_settings
+
+pytestmark = pytest.mark.e2e
+
+START = 1_767_249_000.0  # 2026-01-01T06:30:00Z
+
+
+def settings_for(tmp_path):
+    return load_settings(None, **{"storage.state_dir": str(tmp_path / "state"), "mlflow.log_every_steps": 1000})
+
+
+def drive(svc, clock, steps: int) -> None:
+    for _ in range(steps):
+        svc.engine.step(clock.now())
+        clock.advance(svc.settings.simulation.step_seconds)
+
+
+def models_of(svc, signal: str) -> set[str]:
+    return {fc.model for fc in svc.forecasts.query(signal=signal)}
+
+
+def test_first_start_registers_champions_then_a_promotion_is_followed_and_survives_a_restart(tmp_path):
+    settings = settings_for(tmp_path)
+    clock = ManualClock(START)
+    svc = build_service(settings, clock=clock, with_tracker=False)
+    try:
+        svc.champions.poll_once()  # what the watcher thread does every registry_poll_seconds
+        assert svc.champions.state == "ok"
+        assert svc.apply_champions() == ["cpu", "memory", "requests"]  # the configured kinds became champions
+        registry = svc.model_registry
+        champion = registry.by_alias("icos-requests", "champion")
+        assert champion.version == 1
+        assert champion.spec["forecaster"] == "seasonal_ar"
+        drive(svc, clock, 3)
+        assert models_of(svc, "requests") == {"seasonal_ar"}
+
+        better = registry.register("icos-requests", {**champion.spec, "forecaster": "ar_rls"}, {"mase": 0.8})
+        registry.promote("icos-requests", better.version)
+        svc.champions.poll_once()
+        assert svc.apply_champions() == ["requests"]
+        assert svc.forecasts.query(signal="requests") == []  # its series restart on the new model
+        drive(svc, clock, 3)
+        assert models_of(svc, "requests") == {"ar_rls"}
+        assert models_of(svc, "cpu") == {"seasonal_ar"}  # other signals untouched
+    finally:
+        svc.stop()
+
+    again = build_service(settings, clock=clock, with_tracker=False)  # the checkpoint matches the champions in use
+    try:
+        assert again.active["requests"]["version"] == 2
+        drive(again, clock, 1)
+        assert models_of(again, "requests") == {"ar_rls"}
+    finally:
+        again.stop()
+
+
+def test_a_registry_that_cannot_be_reached_keeps_the_models_running(tmp_path):
+    settings = load_settings(
+        None,
+        **{
+            "storage.state_dir": str(tmp_path / "state"),
+            "mlflow.tracking_uri": "http://127.0.0.1:9",  # nothing listens there
+            "mlflow.timeout_seconds": 1,
+        },
+    )
+    clock = ManualClock(START)
+    svc = build_service(settings, clock=clock, with_tracker=False)
+    try:
+        svc.champions.poll_once()
+        assert svc.champions.state == "degraded"
+        assert "127.0.0.1:9" in svc.champions.registry.tracking_uri
+        assert svc.apply_champions() == []
+        drive(svc, clock, 2)
+        assert models_of(svc, "requests") == {"seasonal_ar"}
+        with TestClient(create_app(settings, service=svc)) as client:
+            health = client.get("/healthz").json()
+        assert health["status"] == "degraded"
+        assert health["model_registry"]["state"] == "degraded"
+        assert health["champions"] == {}
+    finally:
+        svc.stop()
