@@ -175,11 +175,13 @@ def start_prometheus(cluster: str, start: float, end: float, name: str | None = 
     return {"url": f"http://127.0.0.1:{port}", "pid": proc.pid, "dir": str(base), "port": port}
 
 
-def start_mlflow() -> dict[str, Any]:
-    base = STACK_DIR / "mlflow"
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
-    port = free_port()
+def start_mlflow(base: Path | None = None, port: int | None = None, fresh: bool = True) -> dict[str, Any]:
+    """An MLflow tracking server (the stack's by default; a test may start its own in ``base``)."""
+    base = base or STACK_DIR / "mlflow"
+    if fresh:
+        shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
     log = base / "mlflow.log"
     mlflow = Path(sys.executable).with_name("mlflow")
     proc = _start(

@@ -1,15 +1,20 @@
 """`icos-intel run` as a user runs it: the embedded default in a real process, then Ctrl-C."""
 
 import json
+import os
+import pickle
 import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+
+from models.bank import ModelBank
 
 pytestmark = pytest.mark.e2e
 
@@ -67,3 +72,49 @@ def test_run_with_a_bad_configuration_names_the_key(tmp_path):
     assert "policy.mode" in done.stderr
     assert "'yolo'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def start(state: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
+    proc = subprocess.Popen(
+        [ICOS_INTEL, "run", "--port", "0", "--state-dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+    banner = ""
+    while "Press Ctrl-C" not in banner:
+        line = proc.stderr.readline()
+        assert line, f"exited early ({proc.poll()}): {banner}"
+        banner += line
+    return proc, re.search(r"health\s+(http://\S+)/healthz", banner).group(1), banner
+
+
+def test_kill_9_between_checkpoints_loses_at_most_one_interval(tmp_path):
+    state = tmp_path / "state"
+    env = {"ICOS_MODELS__CHECKPOINT_EVERY_STEPS": "5", "ICOS_MLFLOW__ENABLED": "false"}
+    proc, base, _ = start(state, env)
+    path = state / "checkpoints" / "bank-shard0.pkl"
+    try:
+        deadline = time.monotonic() + 60
+        while not (path.is_file() and get(f"{base}/healthz")["engine"]["steps"] >= 12):
+            assert time.monotonic() < deadline, "no checkpoint within a minute"
+            time.sleep(0.1)  # polling a live server, bounded by the deadline
+        engine = get(f"{base}/healthz")["engine"]
+    finally:
+        proc.kill()  # SIGKILL: no final checkpoint
+        proc.communicate(timeout=30)
+    last_step = datetime.fromisoformat(engine["last_step_at"]).timestamp()
+    snapshot = pickle.loads(path.read_bytes())["bank"]  # the file this test's service wrote
+    saved = ModelBank(lambda key: None, **snapshot)
+    assert len(saved) == 20
+    step = 300.0  # the simulated step; a checkpoint every 5 steps (and the one in flight)
+    assert saved.latest_timestamp() >= last_step - (5 + 2) * step
+    again, base, banner = start(state, env)
+    try:
+        assert get(f"{base}/healthz")["engine"]["series"] == 20
+    finally:
+        again.send_signal(signal.SIGINT)
+        _, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert "restored 20 series" in banner + err  # from the checkpoint, not a cold start

@@ -9,6 +9,7 @@ from api.app import create_app
 from collectors.simulated import ANOMALY
 from intelligence.clock import ManualClock
 from intelligence.service import build_service
+from intelligence.settings import load_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -98,3 +99,27 @@ def test_restart_resumes_from_the_checkpoint(embedded_settings):
     assert restored.point == before.point
     assert again.engine.actuator.floors, "open recommendations give the floors back"
     again.stop()
+
+
+def test_a_restart_continues_with_the_accuracy_of_an_uninterrupted_run(tmp_path):
+    def settings(name: str):
+        return load_settings(None, **{"storage.state_dir": str(tmp_path / name), "mlflow.enabled": False})
+
+    clock = ManualClock(START)
+    straight = build_service(settings("straight"), clock=clock)
+    drive(straight, clock, 24)
+    expected = {fc.key: fc.point for fc in straight.forecasts.query()}
+    accuracy = straight.engine.bank.accuracy()
+    straight.stop()
+
+    clock = ManualClock(START)
+    first = build_service(settings("restarted"), clock=clock)
+    drive(first, clock, 12)
+    first.stop()  # final checkpoint
+    second = build_service(settings("restarted"), clock=clock)
+    drive(second, clock, 12)
+    assert {fc.key: fc.point for fc in second.forecasts.query()} == expected  # not a cold start: the same models
+    resumed = second.engine.bank.accuracy()
+    assert resumed.scored == accuracy.scored
+    assert resumed.relative_mae == pytest.approx(accuracy.relative_mae, rel=1e-9)
+    second.stop()
