@@ -19,6 +19,7 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 FILE = "champions.json"
+METRIC = "live_relative_mae"  # one-step MAE over the naive forecast's, on live data
 
 
 def registry_name(signal: str) -> str:
@@ -29,6 +30,12 @@ class Registry(Protocol):
     tracking_uri: str
 
     def ensure_champion(self, name: str, spec: dict[str, Any]) -> Any: ...
+
+    def by_alias(self, name: str, alias: str) -> Any: ...
+
+    def record_metrics(self, name: str, version: int, metrics: dict[str, float]) -> None: ...
+
+    def promote(self, name: str, version: int, metric: str = ..., margin: float = ...) -> Any: ...
 
 
 def load_active(state_dir: Path) -> dict[str, dict[str, Any]]:
@@ -60,6 +67,8 @@ class ChampionWatcher:
         self.poll_seconds = poll_seconds
         self._lock = threading.Lock()
         self._latest: dict[str, dict[str, Any]] = {}
+        self._challengers: dict[str, dict[str, Any]] = {}
+        self._requests: list[tuple[str, dict[int, float], int, float]] = []
         self.state = "starting"
         self.detail = ""
         self._stop = threading.Event()
@@ -68,10 +77,14 @@ class ChampionWatcher:
     def poll_once(self) -> None:
         """Ask the registry for every signal's champion (registering the configured spec if there is none)."""
         try:
-            latest = {}
+            self._promote_requested()
+            latest, challengers = {}, {}
             for signal, spec in sorted(self.configured.items()):
                 info = self.registry.ensure_champion(registry_name(signal), spec)
                 latest[signal] = {"version": int(info.version), "spec": info.spec}
+                challenger = self.registry.by_alias(registry_name(signal), "challenger")
+                if challenger is not None and challenger.version != info.version:
+                    challengers[signal] = {"version": int(challenger.version), "spec": challenger.spec}
         except Exception as exc:  # noqa: BLE001 - MLflow down or slow: keep the models we run
             if self.state != "degraded":
                 log.warning(
@@ -80,8 +93,33 @@ class ChampionWatcher:
             self.state, self.detail = "degraded", f"{type(exc).__name__}: {exc}"[:300]
             return
         with self._lock:
-            self._latest = latest
+            self._latest, self._challengers = latest, challengers
         self.state, self.detail = "ok", ""
+
+    def challengers(self) -> dict[str, dict[str, Any]]:
+        """``{signal: {"version", "spec"}}`` of the challengers to run in shadow."""
+        with self._lock:
+            return dict(self._challengers)
+
+    def request_promotion(self, signal: str, measured: dict[int, float], version: int, margin: float) -> None:
+        """Ask (from the engine thread) to promote ``version``; done on the watcher's thread at its next poll.
+
+        ``measured`` is the live one-step relative MAE per version over the evaluation window.
+        """
+        with self._lock:
+            self._requests.append((signal, measured, version, margin))
+
+    def _promote_requested(self) -> None:
+        with self._lock:
+            requests, self._requests = self._requests, []
+        for signal, measured, version, margin in requests:
+            name = registry_name(signal)
+            for v, value in measured.items():
+                self.registry.record_metrics(name, v, {METRIC: value})
+            try:
+                self.registry.promote(name, version, metric=METRIC, margin=margin)
+            except Exception as exc:  # noqa: BLE001 - RegistryError: refused with the evidence
+                log.info("challenger %s version %d not promoted: %s", name, version, exc)
 
     def changes(self, active: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The champions that differ from ``active`` (same shape as :func:`load_active`)."""

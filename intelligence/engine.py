@@ -81,6 +81,8 @@ class Engine:
         self.shard_count = shard_count
         self.on_step = on_step
         self._timer = timer
+        self.shadow: ModelBank | None = None  # challengers, fed the same samples, never acting
+        self.shadow_signals: frozenset[str] = frozenset()
         self.status = EngineStatus()
 
     def owns(self, key: SeriesKey) -> bool:
@@ -118,6 +120,8 @@ class Engine:
         """Drop the models, forecasts and scores of the series ``predicate`` selects (they left)."""
         keys = [k for k in self.bank.series_keys() if predicate(k)]
         self.bank.drop(keys)
+        if self.shadow is not None:
+            self.shadow.drop([k for k in self.shadow.series_keys() if predicate(k)])
         self.forecasts.drop(keys)
         self.anomalies.drop(keys)
         if keys:
@@ -136,6 +140,9 @@ class Engine:
         scores = self.bank.observe_many(
             [(b.key, b.timestamps, b.values) for b in mine], report_at=self.anomalies.threshold
         )
+        if self.shadow is not None and self.shadow_signals:
+            shadowed = [(b.key, b.timestamps, b.values) for b in mine if b.key.signal in self.shadow_signals]
+            self.shadow.observe_many(shadowed, report_at=2.0)  # scores above 1 never happen: no events
         events = self.anomalies.put_many(scores)
         self._log_events(events)
         self.forecasts.put_many(self.bank.forecast_many(touched, self.horizon, self.step_seconds))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -157,12 +158,14 @@ class Service:
     model_registry: Any | None = None  # models.tracking.ModelRegistry when MLflow is enabled
     champions: ChampionWatcher | None = None
     active: dict[str, dict[str, Any]] = field(default_factory=dict)  # champions in use, per signal
+    challengers: dict[str, dict[str, Any]] = field(default_factory=dict)  # run in shadow, per signal
+    _windows: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = field(default_factory=dict)
     last_checkpoint_pause: float = 0.0  # seconds the engine spent copying its state for the last checkpoint
 
     @property
     def writer(self) -> checkpoint.CheckpointWriter:
         if self._writer is None:
-            self._writer = checkpoint.CheckpointWriter(self.checkpoint_path, self.signature, _log_written)
+            self._writer = checkpoint.CheckpointWriter(self.checkpoint_path, self.signature, self._written)
         return self._writer
 
     def warm_up(self, progress: Callable[[str, int, int], None] | None = None) -> StepReport:
@@ -256,7 +259,13 @@ class Service:
         for signal, champion in sorted(changed.items()):
             known = signal in self.active
             self.active[signal] = champion
-            if known or champion["spec"] != model_spec(self.settings, signal, self.engine.step_seconds):
+            if self._adopt_shadow(signal, champion):
+                log.info(
+                    "signal %s now runs its challenger, version %d, with the state it learnt in shadow",
+                    signal,
+                    champion["version"],
+                )
+            elif known or champion["spec"] != model_spec(self.settings, signal, self.engine.step_seconds):
                 dropped = self.engine.forget(lambda k, s=signal: k.signal == s)  # type: ignore[misc]
                 log.info(
                     "signal %s now runs %s version %d (%s on %s); %d series restart on it",
@@ -271,9 +280,92 @@ class Service:
             self.signature = model_signature(self.settings, self.engine.step_seconds, self.active)
             self.writer.signature = self.signature
             save_active(self.settings.storage.state_dir, self.active)
+        self._sync_challengers()
         return sorted(changed)
 
+    def _adopt_shadow(self, signal: str, champion: dict[str, Any]) -> bool:
+        """The new champion is the challenger that ran in shadow: take over its fleet instead of a cold start."""
+        shadow = self.engine.shadow
+        if shadow is None or self.challengers.get(signal, {}).get("spec") != champion["spec"]:
+            return False
+        spec = ModelSpec.of(
+            champion["spec"]["forecaster"],
+            champion["spec"]["detector"],
+            champion["spec"]["forecaster_params"],
+            champion["spec"]["detector_params"],
+        )
+        fleet = shadow.fleets.get(spec)
+        bank = self.engine.bank
+        if fleet is None or spec in bank.fleets or any(k.signal != signal for k in fleet.slots):
+            return False
+        adopted = shadow.fleets.pop(spec)
+        self.engine.forget(lambda k: k.signal == signal)  # the old champion's series (and what is left in shadow)
+        bank.fleets[spec] = adopted
+        del self.challengers[signal]
+        self.engine.shadow_signals = frozenset(self.challengers)
+        self._windows.pop(signal, None)
+        return True
+
+    def _sync_challengers(self) -> None:
+        """Run the registry's challengers in shadow (a second bank fed the same samples)."""
+        assert self.champions is not None
+        wanted = {s: c for s, c in self.champions.challengers().items() if s in self.active}
+        if wanted == self.challengers:
+            return
+        if self.engine.shadow is None:
+            self.engine.shadow = ModelBank(
+                model_factory(self.settings, self.engine.step_seconds, self.challengers),
+                interval=self.settings.models.interval,
+            )
+        for signal in set(self.challengers) | set(wanted):
+            if self.challengers.get(signal) != wanted.get(signal):
+                shadow = self.engine.shadow
+                shadow.drop([k for k in shadow.series_keys() if k.signal == signal])
+                self._windows.pop(signal, None)
+                if signal in wanted:  # the window starts now: the champion's counters so far, the challenger's zero
+                    self._windows[signal] = (_counters(self.engine.bank.accuracy(signal)), (0.0, 0.0, 0.0))
+                    log.info(
+                        "challenger %s version %d runs in shadow", registry_name(signal), wanted[signal]["version"]
+                    )
+        self.challengers.clear()
+        self.challengers.update(wanted)
+        self.engine.shadow_signals = frozenset(wanted)
+
+    def evaluate_challengers(self) -> list[str]:
+        """After a window of live samples, ask to promote each challenger that beat its champion; returns those."""
+        shadow, asked = self.engine.shadow, list[str]()
+        if shadow is None or self.champions is None:
+            return asked
+        window, margin = self.settings.mlflow.challenger_window_samples, self.settings.mlflow.promotion_margin
+        for signal, challenger in sorted(self.challengers.items()):
+            now = (_counters(self.engine.bank.accuracy(signal)), _counters(shadow.accuracy(signal)))
+            start = self._windows.setdefault(signal, now)
+            champ = [a - b for a, b in zip(now[0], start[0], strict=True)]
+            chall = [a - b for a, b in zip(now[1], start[1], strict=True)]
+            if chall[0] < window or champ[2] <= 0 or chall[2] <= 0:
+                continue
+            ours, theirs = chall[1] / chall[2], champ[1] / champ[2]
+            self._windows[signal] = now  # the next window starts here
+            log.info(
+                "challenger %s version %d over %d live samples: relative MAE %.4f vs champion's %.4f",
+                registry_name(signal),
+                challenger["version"],
+                int(chall[0]),
+                ours,
+                theirs,
+            )
+            if ours <= theirs * (1.0 - margin):
+                self.champions.request_promotion(
+                    signal,
+                    {self.active[signal]["version"]: theirs, challenger["version"]: ours},
+                    challenger["version"],
+                    margin,
+                )
+                asked.append(signal)
+        return asked
+
     def on_step(self, report: StepReport) -> None:
+        self.evaluate_challengers()
         steps = self.engine.status.steps
         if self.tracker is not None and steps % self.settings.mlflow.log_every_steps == 0:
             metrics = self.engine.bank.accuracy().as_metrics()
@@ -281,6 +373,17 @@ class Service:
             self.tracker.log_metrics(metrics, steps)
         if steps % self.settings.models.checkpoint_every_steps == 0:
             self.checkpoint()
+
+    def _written(self, path: Path, size: int, seconds: float) -> None:
+        """On the writer thread: every n-th checkpoint also goes to the MLflow run (a copy, uploaded later)."""
+        log.debug("checkpoint %s written: %.1f MB in %.2f s", path, size / 1e6, seconds)
+        every = self.settings.mlflow.checkpoint_artifact_every
+        if self.tracker is None or not every or self.writer.written % every:
+            return
+        copy = path.parent / "upload" / str(self.writer.written) / path.name  # the artifact keeps the file's name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copy)
+        self.tracker.log_artifact(copy, "checkpoints")
 
     def checkpoint(self, wait: bool = False) -> None:
         """Copy the bank's state (the engine's only pause) and let the writer thread put it on disk."""
@@ -307,8 +410,15 @@ class Service:
         self.recommendations.close()
 
 
-def _log_written(path: Path, size: int, seconds: float) -> None:
-    log.debug("checkpoint %s written: %.1f MB in %.2f s", path, size / 1e6, seconds)
+def _counters(acc: Any) -> tuple[float, float, float]:
+    """(scored, absolute error, naive absolute error) of a :class:`BankAccuracy`."""
+    if not acc.scored:
+        return (0.0, 0.0, 0.0)
+    return (
+        float(acc.scored),
+        acc.mae * acc.scored,
+        acc.mae * acc.scored / acc.relative_mae if acc.relative_mae else 0.0,
+    )
 
 
 def _tracker(settings: Settings, signature: dict[str, Any]) -> Any | None:

@@ -267,6 +267,9 @@ class MlflowSettings(_Group):
     timeout_seconds: float = Field(default=10.0, gt=0.0)
     follow_champions: bool = True  # run each signal's registered champion (registered on a first start)
     registry_poll_seconds: float = Field(default=60.0, gt=0.0)  # how soon a newly promoted champion is picked up
+    challenger_window_samples: int = Field(default=2000, ge=10)  # live samples a challenger is judged on, per signal
+    promotion_margin: float = Field(default=0.02, ge=0.0, lt=1.0)  # it must beat the champion's error by this share
+    checkpoint_artifact_every: int = Field(default=10, ge=0)  # every n-th checkpoint also goes to the run (0: never)
 
 
 class KubernetesSettings(_Group):

@@ -216,15 +216,18 @@ class ModelBank:
             self._specs.pop(key, None)
         return dropped
 
-    def accuracy(self) -> BankAccuracy:
-        per = list(self.series.values())
-        fleets = [f.totals() for f in self.fleets.values()]
+    def accuracy(self, signal: str | None = None) -> BankAccuracy:
+        """One-step accuracy over every series (or those of ``signal``)."""
+        per = [m for k, m in self.series.items() if signal is None or k.signal == signal]
+        fleets = [f.totals(signal) for f in self.fleets.values()]
         scored = sum(m.scored for m in per) + int(sum(f["scored"] for f in fleets))
         err = sum(m.abs_error_sum for m in per) + sum(f["abs_error"] for f in fleets)
         naive = sum(m.abs_naive_sum for m in per) + sum(f["abs_naive"] for f in fleets)
         covered = sum(m.covered for m in per) + sum(f["covered"] for f in fleets)
         return BankAccuracy(
-            series=len(self),
+            series=len(self)
+            if signal is None
+            else len(per) + sum(sum(k.signal == signal for k in f.slots) for f in self.fleets.values()),
             scored=scored,
             mae=err / scored if scored else math.nan,
             relative_mae=err / naive if naive else math.nan,

@@ -323,9 +323,11 @@ class Fleet:
         used = np.array(list(self.slots.values()), dtype=np.int64)
         return float(self.stats["last_t"][used].max()) if used.size else -math.inf
 
-    def totals(self) -> dict[str, float]:
+    def totals(self, signal: str | None = None) -> dict[str, float]:
+        """Accuracy counters summed over the series (of ``signal`` only, if given)."""
         st = self.stats
-        used = np.array(sorted(self.slots.values()), dtype=np.int64)
+        chosen = self.slots.values() if signal is None else (v for k, v in self.slots.items() if k.signal == signal)
+        used = np.array(sorted(chosen), dtype=np.int64)
         arrays = self.forecaster.ensure(0).arrays
         drifts = arrays["drifts"][used].sum() if "drifts" in arrays else 0
         return {

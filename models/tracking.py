@@ -7,6 +7,7 @@ and :meth:`MlflowTracker.health` says so; it is delivered once the server is bac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -65,6 +66,12 @@ class _Metrics:
     timestamp_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Artifact:
+    path: Path  # a private copy, deleted once uploaded
+    artifact_path: str
+
+
 class MlflowTracker:
     """One MLflow run per service start: params of the model kinds, live accuracy as metrics."""
 
@@ -86,8 +93,8 @@ class MlflowTracker:
         self.tags = tags or {}
         self.timeout_seconds = timeout_seconds
         self.retry_seconds = retry_seconds
-        self._queue: queue.Queue[_Metrics] = queue.Queue(maxsize=max_queue)
-        self._pending: list[_Metrics] = []
+        self._queue: queue.Queue[_Metrics | _Artifact] = queue.Queue(maxsize=max_queue)
+        self._pending: list[_Metrics | _Artifact] = []
         self._stop = threading.Event()
         self._state = "starting"
         self._detail = ""
@@ -104,6 +111,14 @@ class MlflowTracker:
             self._queue.put_nowait(_Metrics(clean, step, int(time.time() * 1000)))
         except queue.Full:
             log.warning("MLflow queue full at %s: dropping metrics of step %d", self.tracking_uri, step)
+
+    def log_artifact(self, path: Path, artifact_path: str) -> None:
+        """Upload ``path`` (a copy the tracker may delete) to the run; queued like metrics."""
+        try:
+            self._queue.put_nowait(_Artifact(path, artifact_path))
+        except queue.Full:
+            log.warning("MLflow queue full at %s: not uploading %s", self.tracking_uri, path)
+            path.unlink(missing_ok=True)
 
     def health(self) -> TrackerHealth:
         return TrackerHealth(
@@ -138,9 +153,16 @@ class MlflowTracker:
         from mlflow.entities import Metric
 
         while self._pending:
-            batch = self._pending[0]
-            metrics = [Metric(k, v, batch.timestamp_ms, batch.step) for k, v in batch.values.items()]
-            client.log_batch(self._run_id, metrics=metrics)
+            item = self._pending[0]
+            if isinstance(item, _Artifact):
+                if item.path.exists():
+                    client.log_artifact(self._run_id, str(item.path), item.artifact_path)
+                    item.path.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        item.path.parent.rmdir()  # the private folder of this copy
+            else:
+                metrics = [Metric(k, v, item.timestamp_ms, item.step) for k, v in item.values.items()]
+                client.log_batch(self._run_id, metrics=metrics)
             self._pending.pop(0)
 
     def _work(self) -> None:
@@ -338,6 +360,13 @@ class ModelRegistry:
 
     def names(self) -> list[str]:
         return sorted(m.name for m in self._client().search_registered_models())
+
+    def record_metrics(self, name: str, version: int, metrics: dict[str, float]) -> None:
+        """Add measured accuracy (e.g. of a live evaluation window) to a version's run."""
+        client = self._client()
+        run_id = client.get_model_version(name, str(version)).run_id
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, float(value))
 
     def promote(self, name: str, version: int, metric: str = "mase", margin: float = 0.02) -> ModelVersionInfo:
         """Make ``version`` champion if its ``metric`` (lower is better) beats the champion's by ``margin``.

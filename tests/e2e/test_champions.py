@@ -87,3 +87,44 @@ def test_a_registry_that_cannot_be_reached_keeps_the_models_running(tmp_path):
         assert health["champions"] == {}
     finally:
         svc.stop()
+
+
+def test_a_better_challenger_runs_in_shadow_and_is_promoted_keeping_what_it_learnt(tmp_path):
+    settings = load_settings(
+        None,
+        **{
+            "storage.state_dir": str(tmp_path / "state"),
+            "models.forecaster_params": {"max_change": 0.0},  # a champion that can only repeat the last value
+            "mlflow.challenger_window_samples": 200,
+        },
+    )
+    clock = ManualClock(START)
+    svc = build_service(settings, clock=clock, with_tracker=False)
+    try:
+        svc.champions.poll_once()
+        svc.apply_champions()
+        registry = svc.model_registry
+        spec = registry.by_alias("icos-requests", "champion").spec
+        better = {**spec, "forecaster_params": {**spec["forecaster_params"], "max_change": 5.0}}
+        challenger = registry.register("icos-requests", better, alias="challenger")
+        svc.champions.poll_once()
+        svc.apply_champions()
+        assert svc.engine.shadow_signals == {"requests"}
+
+        drive(svc, clock, 1)  # two days of history: both the champion and the challenger in shadow learn them
+        assert svc.engine.shadow.accuracy("requests").scored >= 200
+        svc.champions.poll_once()  # the watcher carries out the promotion the engine asked for
+        promoted = registry.by_alias("icos-requests", "champion")
+        assert promoted.version == challenger.version
+        assert promoted.metrics["live_relative_mae"] < registry.get("icos-requests", 1).metrics["live_relative_mae"]
+        evidence = registry._client().get_model_version("icos-requests", str(promoted.version)).tags["icos.promotion"]
+        assert "live_relative_mae" in evidence
+
+        learnt = svc.engine.shadow.accuracy("requests").scored
+        assert svc.apply_champions() == ["requests"]
+        assert svc.engine.bank.accuracy("requests").scored == learnt  # it keeps the state it learnt in shadow
+        assert svc.engine.shadow_signals == frozenset()
+        drive(svc, clock, 1)
+        assert {fc.model for fc in svc.forecasts.query(signal="requests")} == {"seasonal_ar"}
+    finally:
+        svc.stop()

@@ -47,3 +47,32 @@ def test_an_unreachable_server_degrades_and_keeps_the_metrics_queued():
     assert health.queued == 1
     assert "127.0.0.1:9" in (health.tracking_uri or "")
     tracker.close(timeout=5)
+
+
+def test_checkpoints_are_uploaded_to_the_services_run(test_stack, tmp_path):
+    from intelligence.clock import ManualClock
+    from intelligence.service import build_service
+    from intelligence.settings import load_settings
+
+    settings = load_settings(
+        None,
+        **{
+            "storage.state_dir": str(tmp_path / "state"),
+            "mlflow.tracking_uri": test_stack.mlflow_url,
+            "mlflow.checkpoint_artifact_every": 1,
+            "mlflow.follow_champions": False,
+        },
+    )
+    clock = ManualClock(1_767_249_000.0)
+    svc = build_service(settings, clock=clock)
+    svc.tracker.retry_seconds = 0.2
+    svc.tracker.start()
+    try:
+        svc.engine.step(clock.now())
+        svc.checkpoint(wait=True)
+        run_id = wait_for(lambda: svc.tracker.health().queued == 0 and svc.tracker.health().run_id, "the upload")
+        files = [f.path for f in MlflowClient(test_stack.mlflow_url).list_artifacts(run_id, "checkpoints")]
+        assert files == ["checkpoints/bank-shard0.pkl"]
+        assert not (svc.checkpoint_path.parent / "upload" / "1").exists()  # the private copy is gone
+    finally:
+        svc.stop()
