@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -160,6 +160,18 @@ def backtest(
     forecaster: Annotated[str, typer.Option(help="Forecaster kind")] = "seasonal_ar",
     detector: Annotated[str, typer.Option(help="Detector kind")] = "record_ratio",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the accuracy figures as JSON")] = None,
+    register: Annotated[
+        str | None,
+        typer.Option(
+            help="Register the models as a new version of this MLflow model (e.g. icos-requests), with the figures"
+        ),
+    ] = None,
+    alias: Annotated[
+        str | None, typer.Option(help="With --register: give the version this alias (e.g. challenger)")
+    ] = None,
+    mlflow_uri: Annotated[
+        str | None, typer.Option(help="With --register: tracking URI (default: the embedded store of .icos-state)")
+    ] = None,
 ) -> None:
     """Evaluate models on your own data, strictly online (no look-ahead)."""
     from intelligence.backtest import BacktestError, BacktestOptions, run_backtest
@@ -175,11 +187,38 @@ def backtest(
         forecaster=forecaster,
         detector=detector,
     )
+    figures: dict[str, object] = {}
     try:
-        summary = run_backtest(input, output, options, json_out=json_out)
+        summary = run_backtest(input, output, options, json_out=json_out, figures=figures)
     except BacktestError as exc:
         raise _fail(f"backtest: {exc}") from None
     typer.echo(summary, err=True)
+    if register is not None:
+        _register(register, alias, mlflow_uri, options, figures)
+
+
+def _register(name: str, alias: str | None, uri: str | None, options: Any, figures: dict[str, Any]) -> None:
+    """The backtested models become a version of ``name``, carrying their measured accuracy."""
+    from models.tracking import ModelRegistry
+
+    settings = _load(None)
+    spec = {
+        "forecaster": options.forecaster,
+        "forecaster_params": {
+            "step_seconds": figures["step_seconds"],
+            "horizon": max(options.horizon, 1),
+            "interval": options.interval,
+        },
+        "detector": options.detector,
+        "detector_params": {},
+    }
+    metrics = {k: float(v) for k, v in figures["overall"].items() if v == v}
+    registry = ModelRegistry(uri or settings.mlflow_uri, f"{settings.mlflow.experiment}-models")
+    try:
+        version = registry.register(name, spec, metrics, alias=alias)
+    except Exception as exc:  # noqa: BLE001 - the figures are printed already; say why registering failed
+        raise _fail(f"--register {name}: MLflow at {registry.tracking_uri}: {type(exc).__name__}: {exc}") from None
+    typer.echo(f"registered {name} version {version.version}{f' as {alias}' if alias else ''}: {metrics}", err=True)
 
 
 @config_app.command("check")

@@ -121,7 +121,14 @@ def _rows(
             yield row
 
 
-def run_backtest(input_path: Path, output_path: Path, options: BacktestOptions, json_out: Path | None = None) -> str:
+def run_backtest(
+    input_path: Path,
+    output_path: Path,
+    options: BacktestOptions,
+    json_out: Path | None = None,
+    figures: dict[str, Any] | None = None,
+) -> str:
+    """Run the backtest, write the CSV (and JSON); returns the printed summary, fills ``figures`` if given."""
     from rich.progress import Progress
 
     try:
@@ -130,13 +137,13 @@ def run_backtest(input_path: Path, output_path: Path, options: BacktestOptions, 
         raise BacktestError(str(exc)) from None
     step = infer_step(epoch)
     results: list[SeriesResult] = []
-    figures: dict[str, dict[str, float]] = {}
+    per_series: dict[str, dict[str, float]] = {}
     with Progress(transient=True, console=None, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task(f"backtest {input_path.name}", total=len(names))
         for j, name in enumerate(names):
             r = run_series(name, epoch, values[:, j], step, options)
             results.append(r)
-            figures[name] = accuracy(values[:, j], r, options.anomaly_threshold)
+            per_series[name] = accuracy(values[:, j], r, options.anomaly_threshold)
             progress.advance(task)
     header = ["timestamp", "series", "value", "anomaly_score"]
     h = options.horizon
@@ -154,23 +161,25 @@ def run_backtest(input_path: Path, output_path: Path, options: BacktestOptions, 
         raise BacktestError(f"{output_path}: cannot write: {exc.strerror}") from None
 
     def mean_of(metric: str) -> float:
-        vals = [f[metric] for f in figures.values() if metric in f and math.isfinite(f[metric])]
+        vals = [f[metric] for f in per_series.values() if metric in f and math.isfinite(f[metric])]
         return statistics.fmean(vals) if vals else math.nan
 
     overall = {m: mean_of(m) for m in ("mase", "smape", "coverage")}
-    overall["anomalies"] = sum(f["anomalies"] for f in figures.values())
+    overall["anomalies"] = sum(f["anomalies"] for f in per_series.values())
+    payload = {
+        "input": str(input_path),
+        "step_seconds": step,
+        "options": asdict(options),
+        "overall": overall,
+        "series": per_series,
+    }
+    if figures is not None:
+        figures.update(payload)
     if json_out is not None:
-        payload = {
-            "input": str(input_path),
-            "step_seconds": step,
-            "options": asdict(options),
-            "overall": overall,
-            "series": figures,
-        }
         json_out.write_text(json.dumps(_json_safe(payload), indent=2), encoding="utf-8")
     lines = [f"{len(names)} series x {len(raw_ts)} rows, step {step:g}s, {options.forecaster} + {options.detector}"]
     lines.append(f"{'series':<24} {'MASE':>7} {'sMAPE%':>7} {'cover':>6} {'anom':>5}")
-    for name, f in [*list(figures.items()), ("mean / total", overall)]:
+    for name, f in [*list(per_series.items()), ("mean / total", overall)]:
         lines.append(
             f"{name[:24]:<24} {f.get('mase', math.nan):7.3f} {f.get('smape', math.nan):7.2f} "
             f"{f.get('coverage', math.nan):6.3f} {int(f.get('anomalies', 0)):5d}"

@@ -73,3 +73,31 @@ def test_without_a_token_file_mutations_are_disabled(tmp_path):
     svc.stop()
     assert response.status_code == 403
     assert "api.token_file" in response.json()["detail"]
+
+
+def test_a_backtest_registers_its_models_with_the_measured_accuracy(tmp_path):
+    import csv
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from models.tracking import ModelRegistry
+
+    data = tmp_path / "in.csv"
+    rng = np.random.default_rng(1)
+    with data.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["timestamp", "value"])
+        for i in range(600):
+            w.writerow([1_767_225_600 + 300 * i, 50 + 20 * np.sin(2 * np.pi * i / 288) + rng.normal()])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["backtest", "-i", str(data), "-o", str(tmp_path / "out.csv"), "--register", "icos-requests"]
+    result = CliRunner().invoke(app, [*args, "--alias", "challenger", "--mlflow-uri", uri])
+    assert result.exit_code == 0, result.output
+    assert "registered icos-requests version 1 as challenger" in result.output
+    version = ModelRegistry(uri).by_alias("icos-requests", "challenger")
+    assert version.spec["forecaster"] == "seasonal_ar"
+    assert version.spec["forecaster_params"]["step_seconds"] == 300.0
+    assert 0 < version.metrics["mase"] < 1.5
+    assert 0.5 < version.metrics["coverage"] <= 1.0
