@@ -249,11 +249,11 @@ class ModelRegistry:
             self._client_ = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         return self._client_
 
-    def _artifact_location(self) -> str | None:
+    def _artifact_location(self, experiment: str) -> str | None:
         """Artifacts of an embedded SQLite store go next to its file (a server decides for itself)."""
         if self.tracking_uri.startswith("sqlite:///"):
             db = Path(self.tracking_uri.removeprefix("sqlite:///")).resolve()
-            return (db.parent / "mlflow-artifacts").as_uri()
+            return (db.parent / "mlflow-artifacts" / experiment.replace("/", "_")).as_uri()
         return None
 
     def _info(self, version: Any) -> ModelVersionInfo:
@@ -276,11 +276,12 @@ class ModelRegistry:
         client = self._client()
         from mlflow.exceptions import MlflowException
 
-        exp = client.get_experiment_by_name(self.experiment)
+        experiment = f"{self.experiment}/{name}"  # an experiment per registered model (per signal)
+        exp = client.get_experiment_by_name(experiment)
         exp_id = (
             exp.experiment_id
             if exp is not None
-            else client.create_experiment(self.experiment, artifact_location=self._artifact_location())
+            else client.create_experiment(experiment, artifact_location=self._artifact_location(experiment))
         )
         body = json.dumps(spec, sort_keys=True, default=str)
         run = client.create_run(exp_id, run_name=f"register {name}", tags={"icos.spec": body, "icos.model": name})
