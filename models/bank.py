@@ -117,10 +117,13 @@ class ModelBank:
         """
         by_fleet: dict[ModelSpec, list[Batch]] = {}
         out: list[AnomalyScore | ScoreRows] = []
-        for key, timestamps, values in batches:
-            spec = self._spec(key)
-            if key not in self.series and spec.vectorised:
-                by_fleet.setdefault(spec, []).append((key, timestamps, values))
+        per_series = self.series  # usually empty: then no lookup per key
+        specs = self._specs
+        for batch in batches:
+            key, timestamps, values = batch
+            spec = specs.get(key) or self._spec(key)
+            if spec.vectorised and not (per_series and key in per_series):
+                by_fleet.setdefault(spec, []).append(batch)
                 continue
             scores = self._observe_one(self._models(key, spec), key, timestamps, values)
             if report_at is not None and scores:
@@ -174,8 +177,9 @@ class ModelBank:
         """
         out: list[Forecast | ForecastRows] = []
         by_fleet: dict[ModelSpec, list[SeriesKey]] = {}
+        per_series = self.series
         for key in keys:
-            m = self.series.get(key)
+            m = per_series.get(key) if per_series else None
             if m is not None:
                 if (fc := self._forecast_one(key, m, horizon, step_seconds)) is not None:
                     out.append(fc)
