@@ -170,11 +170,16 @@ def backtest(
         str | None, typer.Option(help="With --register: give the version this alias (e.g. challenger)")
     ] = None,
     mlflow_uri: Annotated[
-        str | None, typer.Option(help="With --register: tracking URI (default: the embedded store of .icos-state)")
+        str | None,
+        typer.Option(help="Log the backtest as an MLflow run there (with --register: default the embedded store)"),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="CSV of labelled anomalies (timestamp[,series]): precision and recall of the alarms"),
     ] = None,
 ) -> None:
     """Evaluate models on your own data, strictly online (no look-ahead)."""
-    from intelligence.backtest import BacktestError, BacktestOptions, run_backtest
+    from intelligence.backtest import BacktestError, BacktestOptions, read_labels, run_backtest
 
     wanted = {t.strip() for t in tasks.split(",") if t.strip()}
     if not wanted or not wanted <= {"anomaly", "forecast"}:
@@ -189,12 +194,30 @@ def backtest(
     )
     figures: dict[str, object] = {}
     try:
-        summary = run_backtest(input, output, options, json_out=json_out, figures=figures)
+        labelled = read_labels(labels) if labels is not None else None
+        summary = run_backtest(input, output, options, json_out=json_out, figures=figures, labels=labelled)
     except BacktestError as exc:
         raise _fail(f"backtest: {exc}") from None
     typer.echo(summary, err=True)
+    if mlflow_uri is not None:
+        _log_backtest(mlflow_uri, input, options, figures)
     if register is not None:
         _register(register, alias, mlflow_uri, options, figures)
+
+
+def _log_backtest(uri: str, input: Path, options: Any, figures: dict[str, Any]) -> None:
+    """A run in the experiment of these model kinds: params, and the overall figures as metrics."""
+    from dataclasses import asdict
+
+    from models.tracking import log_run
+
+    experiment = f"icos-backtests/{options.forecaster}+{options.detector}"
+    params = {**asdict(options), "input": str(input), "step_seconds": figures["step_seconds"]}
+    try:
+        run_id = log_run(uri, experiment, f"backtest {input.name}", params, dict(figures["overall"]))
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(f"--mlflow-uri {uri}: {type(exc).__name__}: {exc}") from None
+    typer.echo(f"logged run {run_id} in experiment {experiment!r}", err=True)
 
 
 def _register(name: str, alias: str | None, uri: str | None, options: Any, figures: dict[str, Any]) -> None:

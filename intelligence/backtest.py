@@ -37,6 +37,7 @@ class BacktestOptions:
     detector: str = "record_ratio"
     interval: float = 0.9
     anomaly_threshold: float = 0.55
+    label_window: int = 12  # rows either side of a labelled anomaly in which an alarm counts as detecting it
 
 
 @dataclass
@@ -97,6 +98,42 @@ def accuracy(y: np.ndarray, r: SeriesResult, threshold: float) -> dict[str, floa
     return out
 
 
+def read_labels(path: Path) -> dict[str | None, list[float]]:
+    """Labelled anomalies: a CSV with ``timestamp`` and optionally ``series`` (no series: every series)."""
+    from collectors.replay import parse_timestamp
+
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise BacktestError(f"{path}: cannot read the labels: {exc.strerror}") from None
+    if rows and "timestamp" not in rows[0]:
+        raise BacktestError(f"{path}: the labels need a 'timestamp' column (and optionally 'series')")
+    labels: dict[str | None, list[float]] = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            when = parse_timestamp(row["timestamp"], f"{path}:{line}")
+        except ReplayFormatError as exc:
+            raise BacktestError(str(exc)) from None
+        labels.setdefault(row.get("series") or None, []).append(when)
+    return labels
+
+
+def detection(
+    scores: np.ndarray, epoch: np.ndarray, labelled: list[float], threshold: float, window: int
+) -> dict[str, float]:
+    """Precision and recall of the alarms (score >= threshold) against labelled anomalies, +/- ``window`` rows."""
+    alarms = np.flatnonzero(np.nan_to_num(scores, nan=0.0) >= threshold)
+    rows = np.clip(np.searchsorted(epoch, labelled), 0, len(epoch) - 1) if labelled else np.zeros(0, dtype=np.int64)
+    near = np.abs(alarms[:, None] - rows[None, :]) <= window if rows.size else np.zeros((alarms.size, 0), bool)
+    true_alarms = int(near.any(axis=1).sum()) if alarms.size else 0
+    found = int(near.any(axis=0).sum()) if alarms.size else 0
+    precision = true_alarms / alarms.size if alarms.size else math.nan
+    recall = found / rows.size if rows.size else math.nan
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else math.nan
+    return {"precision": precision, "recall": recall, "f1": f1, "labels": float(rows.size)}
+
+
 def _json_safe(value: Any) -> Any:
     """NaN is not JSON: write null."""
     if isinstance(value, dict):
@@ -127,6 +164,7 @@ def run_backtest(
     options: BacktestOptions,
     json_out: Path | None = None,
     figures: dict[str, Any] | None = None,
+    labels: dict[str | None, list[float]] | None = None,
 ) -> str:
     """Run the backtest, write the CSV (and JSON); returns the printed summary, fills ``figures`` if given."""
     from rich.progress import Progress
@@ -144,6 +182,11 @@ def run_backtest(
             r = run_series(name, epoch, values[:, j], step, options)
             results.append(r)
             per_series[name] = accuracy(values[:, j], r, options.anomaly_threshold)
+            if labels is not None and options.anomaly:
+                labelled = sorted([*labels.get(None, []), *labels.get(name, [])])
+                per_series[name].update(
+                    detection(r.scores, epoch, labelled, options.anomaly_threshold, options.label_window)
+                )
             progress.advance(task)
     header = ["timestamp", "series", "value", "anomaly_score"]
     h = options.horizon
@@ -164,7 +207,8 @@ def run_backtest(
         vals = [f[metric] for f in per_series.values() if metric in f and math.isfinite(f[metric])]
         return statistics.fmean(vals) if vals else math.nan
 
-    overall = {m: mean_of(m) for m in ("mase", "smape", "coverage")}
+    overall = {m: mean_of(m) for m in ("mase", "smape", "coverage", "precision", "recall", "f1")}
+    overall = {m: v for m, v in overall.items() if m in ("mase", "smape", "coverage") or math.isfinite(v)}
     overall["anomalies"] = sum(f["anomalies"] for f in per_series.values())
     payload = {
         "input": str(input_path),
@@ -183,5 +227,11 @@ def run_backtest(
         lines.append(
             f"{name[:24]:<24} {f.get('mase', math.nan):7.3f} {f.get('smape', math.nan):7.2f} "
             f"{f.get('coverage', math.nan):6.3f} {int(f.get('anomalies', 0)):5d}"
+        )
+    if "recall" in overall:
+        lines.append(
+            f"alarms against the labels (+/- {options.label_window} rows): "
+            f"precision {overall.get('precision', math.nan):.2f}, recall {overall['recall']:.2f}, "
+            f"F1 {overall.get('f1', math.nan):.2f}"
         )
     return "\n".join(lines)

@@ -276,6 +276,10 @@ class Service:
                     champion["spec"].get("forecaster"),
                     dropped,
                 )
+        if changed and self.tracker is not None:  # the service's run records which versions ran (and its checkpoints)
+            self.tracker.log_metrics(
+                {f"champion_version.{s}": float(c["version"]) for s, c in changed.items()}, self.engine.status.steps
+            )
         if changed:
             self.signature = model_signature(self.settings, self.engine.step_seconds, self.active)
             self.writer.signature = self.signature

@@ -416,3 +416,26 @@ class ModelRegistry:
         client.set_model_version_tag(name, previous, "icos.rollback_from", str(champion.version))
         log.info("rolled %s back from version %d to %s", name, champion.version, previous)
         return self.get(name, int(previous))
+
+
+def log_run(
+    tracking_uri: str, experiment: str, run_name: str, params: dict[str, Any], metrics: dict[str, float]
+) -> str:
+    """One finished run (e.g. a backtest) with its params and metrics; returns its id."""
+    _import_mlflow()
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    with _store_lock(tracking_uri):
+        exp = client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
+        run = client.create_run(exp_id, run_name=run_name)
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v],
+            params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())],
+        )
+        client.set_terminated(run.info.run_id)
+    return str(run.info.run_id)

@@ -101,3 +101,37 @@ def test_a_backtest_registers_its_models_with_the_measured_accuracy(tmp_path):
     assert version.spec["forecaster_params"]["step_seconds"] == 300.0
     assert 0 < version.metrics["mase"] < 1.5
     assert 0.5 < version.metrics["coverage"] <= 1.0
+
+
+def test_a_backtest_with_labels_logs_precision_and_recall_as_a_run(tmp_path):
+    import csv
+
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    data, labels = tmp_path / "in.csv", tmp_path / "labels.csv"
+    rng = np.random.default_rng(2)
+    start = 1_767_225_600
+    with data.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["timestamp", "value"])
+        for i in range(800):
+            w.writerow(
+                [start + 300 * i, 50 + 20 * np.sin(2 * np.pi * i / 288) + rng.normal() + (80 if i == 600 else 0)]
+            )
+    labels.write_text(f"timestamp\n{start + 300 * 600}\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["backtest", "-i", str(data), "-o", str(tmp_path / "out.csv"), "--labels", str(labels)]
+    result = CliRunner().invoke(app, [*args, "--mlflow-uri", uri])
+    assert result.exit_code == 0, result.output
+    assert "recall 1.00" in result.output
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("icos-backtests/seasonal_ar+record_ratio")
+    [run] = client.search_runs([exp.experiment_id])
+    assert run.data.metrics["recall"] == 1.0
+    assert 0.0 < run.data.metrics["precision"] <= 1.0
+    assert run.data.params["forecaster"] == "seasonal_ar"
+    assert "mase" in run.data.metrics
