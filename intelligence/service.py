@@ -414,6 +414,19 @@ class Service:
         self.recommendations.close()
 
 
+def _fetch_checkpoint(settings: Settings, path: Path) -> None:
+    """No local state (a new node, no volume): resume from the newest checkpoint uploaded to MLflow, if any."""
+    from models.tracking import fetch_checkpoint
+
+    try:
+        run_id = fetch_checkpoint(settings.mlflow_uri, settings.mlflow.experiment, path.name, path)
+    except Exception as exc:  # noqa: BLE001 - MLflow down: start cold rather than not at all
+        log.warning("no local checkpoint and MLflow at %s unavailable (%s): starting cold", settings.mlflow_uri, exc)
+        return
+    if run_id is not None:
+        log.info("no local checkpoint: fetched %s from MLflow run %s", path.name, run_id)
+
+
 def _counters(acc: Any) -> tuple[float, float, float]:
     """(scored, absolute error, naive absolute error) of a :class:`BankAccuracy`."""
     if not acc.scored:
@@ -469,6 +482,8 @@ def build_service(
     active = {s: c for s, c in load_active(state_dir).items() if s in signals} if settings.mlflow.enabled else {}
     signature = model_signature(settings, source.step_seconds, active)
     _check_models(settings, source.step_seconds)
+    if not checkpoint_path.exists() and settings.mlflow.enabled and settings.mlflow.tracking_uri:
+        _fetch_checkpoint(settings, checkpoint_path)
     if checkpoint_path.exists():
         try:
             restored = checkpoint.load(checkpoint_path, signature)

@@ -439,3 +439,25 @@ def log_run(
         )
         client.set_terminated(run.info.run_id)
     return str(run.info.run_id)
+
+
+def fetch_checkpoint(tracking_uri: str, experiment: str, name: str, destination: Path, runs: int = 20) -> str | None:
+    """Download the newest ``checkpoints/<name>`` uploaded by a service run of ``experiment``; returns its run id.
+
+    For a replica whose local state is gone (a new node, no volume): it resumes from MLflow.
+    """
+    _import_mlflow()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    for run in client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=runs):
+        if any(f.path == f"checkpoints/{name}" for f in client.list_artifacts(run.info.run_id, "checkpoints")):
+            with tempfile.TemporaryDirectory() as tmp:
+                got = Path(client.download_artifacts(run.info.run_id, f"checkpoints/{name}", tmp))
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                got.replace(destination)
+            return str(run.info.run_id)
+    return None

@@ -76,3 +76,41 @@ def test_checkpoints_are_uploaded_to_the_services_run(test_stack, tmp_path):
         assert not (svc.checkpoint_path.parent / "upload" / "1").exists()  # the private copy is gone
     finally:
         svc.stop()
+
+
+def test_a_replica_without_local_state_resumes_from_the_checkpoint_in_mlflow(test_stack, tmp_path):
+    import uuid
+
+    from intelligence.clock import ManualClock
+    from intelligence.service import build_service
+    from intelligence.settings import load_settings
+
+    experiment = f"it-resume-{uuid.uuid4().hex[:8]}"
+
+    def settings(state: str):
+        return load_settings(
+            None,
+            **{
+                "storage.state_dir": str(tmp_path / state),
+                "mlflow.tracking_uri": test_stack.mlflow_url,
+                "mlflow.experiment": experiment,
+                "mlflow.checkpoint_artifact_every": 1,
+                "mlflow.follow_champions": False,
+            },
+        )
+
+    clock = ManualClock(1_767_249_000.0)
+    first = build_service(settings("node-a"), clock=clock)
+    first.tracker.retry_seconds = 0.2
+    first.tracker.start()
+    first.engine.step(clock.now())
+    key = first.forecasts.query(signal="requests")[0].key
+    before = first.engine.bank.forecast(key, 12, 300.0)
+    first.stop()  # the final checkpoint is uploaded before the run ends
+
+    second = build_service(settings("node-b"), clock=clock)  # a new node: empty state directory
+    try:
+        assert len(second.engine.bank) == 20
+        assert second.engine.bank.forecast(key, 12, 300.0).point == before.point
+    finally:
+        second.stop()
