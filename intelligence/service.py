@@ -249,9 +249,9 @@ class Service:
     def apply_champions(self) -> list[str]:
         """Switch every signal whose champion changed in the registry; returns those signals.
 
-        Their series restart on the new model (a promoted challenger's own state is not
-        carried over yet); the checkpoint signature follows, and ``champions.json`` keeps
-        the choice for the next start.
+        A challenger that ran in shadow keeps the state it learnt there; otherwise the
+        signal's series restart on the new model. The checkpoint signature follows, and
+        ``champions.json`` keeps the choice for the next start.
         """
         if self.champions is None:
             return []
