@@ -75,8 +75,7 @@ def model_factory(
 
     def build(key: SeriesKey) -> ModelSpec:
         champion = (active or {}).get(key.signal)
-        spec = champion["spec"] if champion else model_spec(settings, key.signal, step_seconds)
-        return ModelSpec.of(spec["forecaster"], spec["detector"], spec["forecaster_params"], spec["detector_params"])
+        return ModelSpec.from_dict(champion["spec"] if champion else model_spec(settings, key.signal, step_seconds))
 
     return build
 
@@ -292,12 +291,7 @@ class Service:
         shadow = self.engine.shadow
         if shadow is None or self.challengers.get(signal, {}).get("spec") != champion["spec"]:
             return False
-        spec = ModelSpec.of(
-            champion["spec"]["forecaster"],
-            champion["spec"]["detector"],
-            champion["spec"]["forecaster_params"],
-            champion["spec"]["detector_params"],
-        )
+        spec = ModelSpec.from_dict(champion["spec"])
         fleet = shadow.fleets.get(spec)
         bank = self.engine.bank
         if fleet is None or spec in bank.fleets or any(k.signal != signal for k in fleet.slots):
@@ -429,13 +423,7 @@ def _fetch_checkpoint(settings: Settings, path: Path) -> None:
 
 def _counters(acc: Any) -> tuple[float, float, float]:
     """(scored, absolute error, naive absolute error) of a :class:`BankAccuracy`."""
-    if not acc.scored:
-        return (0.0, 0.0, 0.0)
-    return (
-        float(acc.scored),
-        acc.mae * acc.scored,
-        acc.mae * acc.scored / acc.relative_mae if acc.relative_mae else 0.0,
-    )
+    return (float(acc.scored), acc.abs_error, acc.abs_naive)
 
 
 def _tracker(settings: Settings, signature: dict[str, Any]) -> Any | None:

@@ -49,6 +49,8 @@ class BankAccuracy:
     relative_mae: float  # our MAE over the last-value forecast's MAE (< 1: better than naive)
     coverage: float  # share of samples inside the band
     drifts: int = 0  # concept drifts detected (and adapted to)
+    abs_error: float = 0.0  # the sums behind mae and relative_mae (to compare windows)
+    abs_naive: float = 0.0
 
     def as_metrics(self) -> dict[str, float]:
         return {
@@ -237,6 +239,8 @@ class ModelBank:
             relative_mae=err / naive if naive else math.nan,
             coverage=covered / scored if scored else math.nan,
             drifts=int(sum(f["drifts"] for f in fleets)),
+            abs_error=float(err),
+            abs_naive=float(naive),
         )
 
 

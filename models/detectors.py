@@ -8,7 +8,7 @@ import numpy as np
 from scipy.special import erfc
 
 from models.base import Expectation, Params
-from models.slots import SLOT0, FieldSpec, Slotted, one
+from models.slots import FieldSpec, OneSeriesDetector, Slotted
 
 
 def robust_scale_update(scale: float, n: int, residual: float, warmup: int, rate: float, clip: float) -> float:
@@ -73,7 +73,7 @@ class ResidualRobust(Params):
         self.n_ += 1
 
 
-class ResidualLikelihood(Slotted, Params):
+class ResidualLikelihood(OneSeriesDetector, Slotted, Params):
     """Anomaly likelihood of forecast residuals: how unusual the recent deviations are for this series.
 
     The core is :class:`ResidualRobust`'s robust deviation ``z`` (winsorised online median of
@@ -190,16 +190,6 @@ class ResidualLikelihood(Slotted, Params):
         )
         since = n - int(s["alarm_at"][slot])
         return f"{why}; alarm raised {since} samples ago, held" if since < self.hold else why
-
-    def score_one(self, t: float, y: float, expected: Expectation | None) -> tuple[float, str]:
-        self.ensure(1)
-        value = expected.value if expected is not None else math.nan
-        score = float(self.score_many(SLOT0, one(t), one(y), one(value))[0])
-        return score, self.explain(0, t, y, value)
-
-    def learn_one(self, t: float, y: float, expected: Expectation | None) -> None:
-        self.ensure(1)
-        self.learn_many(SLOT0, one(t), one(y), one(expected.value if expected is not None else math.nan))
 
 
 def robust_scale_many(

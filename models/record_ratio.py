@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from models.base import Expectation, Params
+from models.base import Params
 from models.detectors import ResidualLikelihood
-from models.slots import SLOT0, FieldSpec, SlotArrays, Slotted, one
+from models.slots import FieldSpec, OneSeriesDetector, SlotArrays, Slotted, one
 
 CHANNELS = ("fast", "slow", "season", "range", "shift", "burst")
 WHY = {
@@ -54,7 +54,7 @@ WHY = {
 }
 
 
-class RecordRatio(Slotted, Params):
+class RecordRatio(OneSeriesDetector, Slotted, Params):
     def __init__(
         self,
         a_fast: float = 0.5,
@@ -235,19 +235,8 @@ class RecordRatio(Slotted, Params):
         since = n - int(s["alarm_at"][slot])
         return f"{why}; alarm raised {since} samples ago, damped" if since < self.hold else why
 
-    # -- per-series protocol (one slot) ------------------------------------------
-    def score_one(self, t: float, y: float, expected: Expectation | None) -> tuple[float, str]:
-        self.ensure(1)
-        value = expected.value if expected is not None else math.nan
-        score = float(self.score_many(SLOT0, one(t), one(y), one(value))[0])
-        return score, self.explain(0, t, y, value)
 
-    def learn_one(self, t: float, y: float, expected: Expectation | None) -> None:
-        self.ensure(1)
-        self.learn_many(SLOT0, one(t), one(y), one(expected.value if expected is not None else math.nan))
-
-
-class RecordOrResidual(Slotted, Params):
+class RecordOrResidual(OneSeriesDetector, Slotted, Params):
     """``combined``: the larger of :class:`RecordRatio` and a forecast-residual detector's scores.
 
     The record ratio judges a sample against the series' own history; the residual
@@ -300,13 +289,3 @@ class RecordOrResidual(Slotted, Params):
         if a[0] >= b[0]:
             return f"record_ratio: {record.explain(slot, t, y, expected)}"
         return f"residual_likelihood: {residual.explain(slot, t, y, expected)}"
-
-    def score_one(self, t: float, y: float, expected: Expectation | None) -> tuple[float, str]:
-        self.ensure(1)
-        value = expected.value if expected is not None else math.nan
-        score = float(self.score_many(SLOT0, one(t), one(y), one(value))[0])
-        return score, self.explain(0, t, y, value)
-
-    def learn_one(self, t: float, y: float, expected: Expectation | None) -> None:
-        self.ensure(1)
-        self.learn_many(SLOT0, one(t), one(y), one(expected.value if expected is not None else math.nan))

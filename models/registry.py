@@ -91,6 +91,11 @@ class ModelSpec:
         dump = lambda p: json.dumps(p, sort_keys=True, default=str)  # noqa: E731
         return cls(forecaster, detector, dump(forecaster_params), dump(detector_params))
 
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> ModelSpec:
+        """From the settings' or the registry's form: ``{"forecaster", "forecaster_params", "detector", ...}``."""
+        return cls.of(spec["forecaster"], spec["detector"], spec["forecaster_params"], spec["detector_params"])
+
     def __deepcopy__(self, memo: dict[int, object]) -> ModelSpec:
         return self  # immutable
 

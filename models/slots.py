@@ -9,10 +9,13 @@ per-series protocol and the vectorised bank run exactly the same arithmetic.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from models.base import Expectation
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +138,21 @@ def as_slots(idx: Index, n: int) -> np.ndarray:
 
 def one(value: float) -> np.ndarray:
     return np.array([value], dtype=np.float64)
+
+
+class OneSeriesDetector:
+    """The per-series detector protocol on slot 0, for a vectorised detector.
+
+    The detector provides ``ensure``, ``score_many``, ``learn_many`` and ``explain``.
+    """
+
+    def score_one(self, t: float, y: float, expected: Expectation | None) -> tuple[float, str]:
+        self.ensure(1)  # type: ignore[attr-defined]
+        value = expected.value if expected is not None else math.nan
+        score = float(self.score_many(SLOT0, one(t), one(y), one(value))[0])  # type: ignore[attr-defined]
+        return score, str(self.explain(0, t, y, value))  # type: ignore[attr-defined]
+
+    def learn_one(self, t: float, y: float, expected: Expectation | None) -> None:
+        self.ensure(1)  # type: ignore[attr-defined]
+        value = expected.value if expected is not None else math.nan
+        self.learn_many(SLOT0, one(t), one(y), one(value))  # type: ignore[attr-defined]

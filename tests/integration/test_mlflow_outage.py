@@ -1,7 +1,5 @@
 """An MLflow server stopped mid-run: the engine goes on, health says degraded, the queued logs arrive later."""
 
-import time
-
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -9,20 +7,11 @@ from intelligence.clock import ManualClock
 from intelligence.service import build_service
 from intelligence.settings import load_settings
 from tests import stack
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
 START = 1_767_249_000.0
-
-
-def wait_for(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)  # polling background threads, bounded by the deadline
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_engine_goes_on_while_mlflow_is_down_and_the_queue_drains_when_it_returns(tmp_path):

@@ -1,23 +1,12 @@
 """Model tracking against the real MLflow server of tests/stack.py."""
 
-import time
-
 import pytest
 from mlflow.tracking import MlflowClient
 
 from models.tracking import MlflowTracker
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)  # polling a background thread, bounded by the deadline
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_params_and_live_metrics_reach_the_tracking_server(test_stack):
