@@ -7,6 +7,8 @@ itself; an empty ``clusters`` list selects the embedded simulated continuum.
 
 from __future__ import annotations
 
+import enum
+
 import re
 from pathlib import Path
 from typing import Any
@@ -272,12 +274,27 @@ class MlflowSettings(_Group):
     checkpoint_artifact_every: int = Field(default=10, ge=0)  # every n-th checkpoint also goes to the run (0: never)
 
 
+class KnativeScalePath(enum.StrEnum):
+    """Where min-scale / max-scale are written (see README, "Knative scaling path")."""
+
+    POD_AUTOSCALER = "pod-autoscaler"  # annotate the serving Revisions' PodAutoscalers (and the Revisions): no new Revision
+    SERVICE_TEMPLATE = "service-template"  # explicit fallback: edit the Service template, which creates a Revision
+
+
 class KubernetesSettings(_Group):
-    """Where the meta-kernel adapters act. Nothing is contacted in recommend mode."""
+    """Where the meta-kernel adapters act. Nothing is contacted unless some mode is approve or enact."""
 
     kubeconfig: Path | None = None
-    context: str | None = None
+    context: str | None = None  # default context for member clusters not listed in cluster_contexts
     in_cluster: bool = False
+    hub_context: str | None = None  # OCM hub: ManagedCluster, ManifestWork, Placement, AddOnPlacementScore
+    cluster_contexts: dict[str, str] = Field(default_factory=dict)  # member cluster name -> kubeconfig context
+    knative_scale_path: KnativeScalePath = KnativeScalePath.POD_AUTOSCALER
+    request_timeout_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
+    retries: int = Field(default=3, ge=0, le=10)  # temporary errors (409 after re-read, 429, 5xx, connection)
+    backoff_seconds: float = Field(default=0.5, ge=0.0, le=60.0)  # first retry delay; doubles
+    workload_label: str = "apps.icos.eu/workload"  # ManifestWork label whose value is "<namespace>.<name>"
+    placement_score_name: str = "icos-headroom"  # AddOnPlacementScore name in each ManagedCluster namespace
 
 
 class ApiSettings(_Group):
