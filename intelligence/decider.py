@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -155,21 +155,3 @@ def decide_knative_floor(
         valid_until=now + ttl,
     )
     return Decision(target, Outcome.RECOMMEND, explanation, recommendation)
-
-
-def decide(
-    forecasts: Iterable[Forecast],
-    floors: Mapping[WorkloadRef, FloorState],
-    policy: KnativeScalingPolicy,
-    now: datetime,
-    ttl: timedelta,
-) -> list[Decision]:
-    """One decision per Knative workload whose ``policy.signal`` series is forecast."""
-    decisions = []
-    for fc in sorted(forecasts, key=lambda f: f.key):
-        if fc.key.signal != policy.signal:
-            continue
-        target = fc.key.workload
-        floor = floors.get(target, FloorState(policy.min_scale))
-        decisions.append(decide_knative_floor(fc, target, floor, policy, now, ttl))
-    return decisions

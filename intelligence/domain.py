@@ -50,6 +50,7 @@ class RecommendationStatus(enum.StrEnum):
     REJECTED = "rejected"
     ENACTED = "enacted"
     EXPIRED = "expired"
+    FAILED = "failed"  # enacting was refused by the API, or abandoned after a crash (see the audit log)
 
 
 def _frozen_labels(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

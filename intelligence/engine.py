@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from collectors.base import ClusterHealth, Collector, PullResult
+from collectors.base import ClusterHealth, Collector, HealthState, PullResult
 from intelligence.actuator import Actuator, ActuatorReport
-from intelligence.decider import decide
 from intelligence.domain import AnomalyScore, SeriesKey
-from intelligence.settings import KnativeScalingPolicy
+from intelligence.planner import DecisionInputs, plan
+from intelligence.policies import PolicyBook
+from intelligence.rescheduling import ClusterView, anomalous_clusters, fresh, placement_scores_due
 from intelligence.stores import AnomalyStore, ForecastStore
 from models.bank import ModelBank
 
@@ -59,7 +60,7 @@ class Engine:
         forecasts: ForecastStore,
         anomalies: AnomalyStore,
         actuator: Actuator,
-        policy: KnativeScalingPolicy,
+        book: PolicyBook,
         horizon: int,
         step_seconds: float,
         recommendation_ttl: timedelta,
@@ -67,13 +68,17 @@ class Engine:
         shard_count: int = 1,
         on_step: Callable[[StepReport], None] | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        clusters: Mapping[str, ClusterView] | None = None,
+        placement_score_name: str = "icos-headroom",
     ) -> None:
         self.collector = collector
         self.bank = bank
         self.forecasts = forecasts
         self.anomalies = anomalies
         self.actuator = actuator
-        self.policy = policy
+        self.book = book
+        self.clusters: Mapping[str, ClusterView] = clusters or {}  # what is known of each member: tier, capacity
+        self.placement_score_name = placement_score_name
         self.horizon = horizon
         self.step_seconds = step_seconds
         self.ttl = recommendation_ttl
@@ -128,6 +133,27 @@ class Engine:
             log.info("forgot %d series (%s)", len(keys), ", ".join(sorted({k.cluster for k in keys})))
         return len(keys)
 
+    def _inputs(self, result: PullResult, now: float) -> DecisionInputs:
+        """What the decider needs, gathered from the stores, the pull's health and the actuator."""
+        policies = self.book.settings
+        scaling_signals = {policies.knative.signal} | {
+            str(o.knative["signal"]) for o in policies.overrides if "signal" in o.knative
+        }
+        scaling = [f for signal in sorted(scaling_signals) for f in self.forecasts.query(signal=signal)]
+        resched = policies.reschedule
+        load = fresh(self.forecasts.query(signal=resched.signal), now, 3 * self.step_seconds) if resched.enabled else []
+        health = {h.cluster: h for h in result.health}
+        anomalous = anomalous_clusters(
+            ((a.key.workload, a.score) for a in self.anomalies.latest(signal=resched.signal)), resched.anomaly_score
+        )
+        names = sorted(set(self.clusters) | set(health))
+        clusters = []
+        for name in names:
+            known = self.clusters.get(name) or ClusterView(name, health[name].tier, 0.0)
+            up = name not in health or health[name].state is not HealthState.DOWN
+            clusters.append(replace(known, up=up, anomalous=name in anomalous))
+        return DecisionInputs(scaling, load, self.actuator.floors, clusters, self.actuator.last_moved())
+
     def process(self, result: PullResult, now: float, started: float | None = None) -> StepReport:
         """Score, learn, forecast, decide and act on one pull's samples."""
         started = self._timer() if started is None else started
@@ -147,10 +173,16 @@ class Engine:
         self._log_events(events)
         self.forecasts.put_many(self.bank.forecast_many(touched, self.horizon, self.step_seconds))
         when = datetime.fromtimestamp(now, UTC)
-        decisions = decide(
-            self.forecasts.query(signal=self.policy.signal), self.actuator.floors, self.policy, when, self.ttl
+        planned = plan(self._inputs(result, now), self.book, when, self.ttl)
+        acted = self.actuator.handle(planned.decisions, when)
+        publishing = self.book.settings.placement_scores
+        self.actuator.publish_scores(
+            planned.scores,
+            self.placement_score_name,
+            when,
+            timedelta(minutes=publishing.valid_minutes),
+            placement_scores_due(self.actuator.scores.published_at, when, publishing),
         )
-        acted = self.actuator.handle(decisions, when)
         report = StepReport(now, samples, len(touched), len(events), acted, self._timer() - started)
         self.status.steps += 1
         self.status.last_step_at = now

@@ -145,6 +145,35 @@ class RecommendationStore:
             )
             return bool(result.rowcount)
 
+    def get(self, rec_id: int) -> StoredRecommendation | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(recommendations).where(recommendations.c.id == rec_id)).mappings().first()
+        return None if row is None else self._from_row(row)
+
+    def set_status(
+        self,
+        rec_id: int,
+        status: RecommendationStatus,
+        now: datetime,
+        expected: tuple[RecommendationStatus, ...] = (),
+        audit: dict[str, Any] | None = None,
+    ) -> bool:
+        """Move a recommendation to ``status`` (only from one of ``expected``, if given) and audit it."""
+        with self.engine.begin() as conn:
+            query = recommendations.update().where(recommendations.c.id == rec_id)
+            if expected:
+                query = query.where(recommendations.c.status.in_([s.value for s in expected]))
+            result = conn.execute(query.values(status=status.value, updated_at=now))
+            if not result.rowcount:
+                return False
+            if audit is not None:
+                conn.execute(
+                    audit_log.insert().values(
+                        at=now, event=status.value, recommendation_id=rec_id, detail=_jsonable(audit)
+                    )
+                )
+            return True
+
     def expire(self, now: datetime) -> int:
         """Mark open recommendations past their validity as expired."""
         with self.engine.begin() as conn:

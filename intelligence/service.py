@@ -22,11 +22,14 @@ from prometheus_client import CollectorRegistry
 from collectors.base import Collector
 from collectors.telemetry import CollectorTelemetry
 from intelligence.actuator import Actuator
+from intelligence.adapters.base import MetaKernel
 from intelligence.champions import ChampionWatcher, load_active, registry_name, save_active
 from intelligence.clock import Clock, ScaledClock, SystemClock
-from intelligence.domain import SeriesKey
+from intelligence.domain import Mode, SeriesKey
 from intelligence.engine import Engine, StepReport
+from intelligence.policies import PolicyBook
 from intelligence.recommendations import RecommendationStore
+from intelligence.rescheduling import ClusterView
 from intelligence.settings import ConfigError, Settings, load_settings
 from intelligence.stores import AnomalyStore, ForecastStore
 from models import checkpoint
@@ -405,6 +408,8 @@ class Service:
         if self.champions is not None:
             self.champions.close()
         self.engine.collector.close()
+        if self.engine.actuator.kernel is not None:
+            self.engine.actuator.kernel.close()
         self.recommendations.close()
 
 
@@ -452,6 +457,25 @@ def _check_models(settings: Settings, step: float) -> None:
             raise StartupError(f"models (signal {signal!r}): {exc}") from exc
 
 
+def cluster_catalog(settings: Settings) -> dict[str, ClusterView]:
+    """Tier, capacity and labels of each member cluster: configured, or the simulated continuum's."""
+    if settings.embedded and not settings.replaying:
+        from collectors.simulated import CLUSTERS
+
+        return {c.name: ClusterView(c.name, c.tier, c.capacity_cores) for c in CLUSTERS}
+    return {c.name: ClusterView(c.name, c.tier, c.capacity_cores, dict(c.labels)) for c in settings.clusters}
+
+
+def _meta_kernel(settings: Settings) -> MetaKernel:
+    """The Kubernetes adapters, only built when some workload may be enacted on (imports kubernetes)."""
+    from intelligence.adapters.metakernel import KubeMetaKernel
+
+    try:
+        return KubeMetaKernel(settings.kubernetes)
+    except Exception as exc:
+        raise StartupError(f"kubernetes: cannot set up the adapters for approve/enact mode: {exc}") from exc
+
+
 def build_service(
     settings: Settings, clock: Clock | None = None, with_tracker: bool = True, config_path: Path | None = None
 ) -> Service:
@@ -493,11 +517,12 @@ def build_service(
         source.collector.close()
         raise StartupError(f"storage.database_url: cannot open the database: {exc}") from exc
     ttl = timedelta(minutes=settings.policy.recommendation_ttl_minutes)
-    try:
-        actuator = Actuator(store, settings.policy.mode, settings.policy.knative, ttl)
-    except ValueError as exc:
-        source.collector.close()
-        raise StartupError(str(exc)) from exc
+    book = PolicyBook(settings.policy)
+    kernel = _meta_kernel(settings) if book.modes & {Mode.APPROVE, Mode.ENACT} else None
+    actuator = Actuator(store, book, ttl, kernel)
+    settled = actuator.recover(datetime.fromtimestamp(source.clock.now(), UTC))
+    if settled:
+        log.info("settled %d action(s) a previous run left unfinished", settled)
     forecasts = ForecastStore()
     anomalies = AnomalyStore(settings.models.anomaly_threshold, settings.engine.anomaly_events_kept)
     engine = Engine(
@@ -506,12 +531,14 @@ def build_service(
         forecasts=forecasts,
         anomalies=anomalies,
         actuator=actuator,
-        policy=settings.policy.knative,
+        book=book,
         horizon=settings.models.horizon_steps,
         step_seconds=source.step_seconds,
         recommendation_ttl=ttl,
         shard_index=settings.engine.shard_index,
         shard_count=settings.engine.shard_count,
+        clusters=cluster_catalog(settings),
+        placement_score_name=settings.kubernetes.placement_score_name,
     )
     service = Service(
         settings,

@@ -8,7 +8,6 @@ itself; an empty ``clusters`` list selects the embedded simulated continuum.
 from __future__ import annotations
 
 import enum
-
 import re
 from pathlib import Path
 from typing import Any
@@ -253,10 +252,100 @@ class KnativeScalingPolicy(_Group):
         return self
 
 
+class ReschedulePolicy(_Group):
+    """Move workloads off a cluster forecast to saturate (or anomalous, or down)."""
+
+    enabled: bool = True
+    signal: str = "cpu"  # per-workload load signal, in the unit of the clusters' capacity_cores
+    quantile: float = Field(default=0.95, gt=0.5, lt=1.0)  # upper quantile of each workload's forecast used
+    saturation: float = Field(default=0.9, gt=0.0, le=1.0)  # forecast peak / capacity above it: saturated
+    target_utilisation: float = Field(default=0.75, gt=0.0, le=1.0)  # a destination must stay below it after a move
+    move_cost: float = Field(default=0.05, ge=0.0, le=1.0)  # capacity share a move must gain to be worth it
+    min_dwell_minutes: float = Field(default=240.0, ge=0.0)  # a moved workload stays put at least this long
+    max_moves_per_decision: int = Field(default=2, ge=0)
+    anomaly_score: float = Field(default=0.9, ge=0.0, le=1.0)  # cluster anomalous: half its workloads above it
+
+    @model_validator(mode="after")
+    def _levels(self) -> ReschedulePolicy:
+        if self.target_utilisation > self.saturation:
+            raise ValueError(f"target_utilisation {self.target_utilisation} is above saturation {self.saturation}")
+        return self
+
+
+class PlacementScorePolicy(_Group):
+    """Forecast headroom per cluster, published as OCM AddOnPlacementScores (enact mode)."""
+
+    enabled: bool = True
+    quantile: float = Field(default=0.95, gt=0.5, lt=1.0)
+    valid_minutes: float = Field(default=15.0, gt=0.0)  # validUntil: stale scores are ignored by Placements
+    publish_every_minutes: float = Field(default=5.0, gt=0.0)
+
+
+class SafetyEnvelope(_Group):
+    """Applied again by the actuator to every action, whatever the decider said."""
+
+    max_step: int = Field(default=10, ge=1)  # most replicas one action adds or removes
+    min_change: int = Field(default=1, ge=1)  # hysteresis: smaller changes are not enacted
+    cooldown_minutes: float = Field(default=5.0, ge=0.0)  # between two actions on the same target
+    reversal_minutes: float = Field(default=30.0, ge=0.0)  # no opposite action on a target sooner (no flapping)
+    budget_actions: int = Field(default=30, ge=0)  # actions enacted per budget period, all targets together
+    budget_period_minutes: float = Field(default=60.0, gt=0.0)
+    kill_switch_file: Path | None = None  # while this file exists nothing is enacted (also: POST /v1/actuator/kill)
+
+
+class WorkloadKind(enum.StrEnum):
+    KNATIVE = "knative"  # min-scale of a Knative Service
+    DEPLOYMENT = "deployment"  # replicas through the Deployment scale subresource
+
+
+class PolicyOverride(_Group):
+    """Settings for the workloads it matches; the most specific match wins (workload over namespace)."""
+
+    cluster: str | None = None
+    namespace: str | None = None
+    workload: str | None = None
+    mode: Mode | None = None
+    kind: WorkloadKind | None = None
+    knative: dict[str, Any] = Field(default_factory=dict)  # any KnativeScalingPolicy key
+    movable: bool | None = None  # False: never rescheduled
+    tiers: tuple[Tier, ...] | None = None  # allowed destination tiers
+    cluster_labels: dict[str, str] = Field(default_factory=dict)  # a destination must carry these labels
+
+    @model_validator(mode="after")
+    def _selects(self) -> PolicyOverride:
+        if self.namespace is None and self.workload is None and self.cluster is None:
+            raise ValueError("an override selects by cluster, namespace and/or workload")
+        return self
+
+    def specificity(self) -> int:
+        return (self.workload is not None) * 4 + (self.namespace is not None) * 2 + (self.cluster is not None)
+
+    def matches(self, cluster: str, namespace: str, workload: str) -> bool:
+        return (
+            self.cluster in (None, cluster)
+            and self.namespace in (None, namespace)
+            and self.workload in (None, workload)
+        )
+
+
 class PolicySettings(_Group):
     mode: Mode = Mode.RECOMMEND
     knative: KnativeScalingPolicy = Field(default_factory=KnativeScalingPolicy)
+    reschedule: ReschedulePolicy = Field(default_factory=ReschedulePolicy)
+    placement_scores: PlacementScorePolicy = Field(default_factory=PlacementScorePolicy)
+    envelope: SafetyEnvelope = Field(default_factory=SafetyEnvelope)
+    overrides: list[PolicyOverride] = Field(default_factory=list)
     recommendation_ttl_minutes: float = Field(default=60.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _override_policies(self) -> PolicySettings:
+        for i, o in enumerate(self.overrides):
+            try:
+                KnativeScalingPolicy(**{**self.knative.model_dump(), **o.knative})
+            except ValidationError as exc:
+                problems = "; ".join(_describe(e) for e in exc.errors())
+                raise ValueError(f"overrides[{i}].knative: {problems}") from None
+        return self
 
 
 class MlflowSettings(_Group):
@@ -277,7 +366,9 @@ class MlflowSettings(_Group):
 class KnativeScalePath(enum.StrEnum):
     """Where min-scale / max-scale are written (see README, "Knative scaling path")."""
 
-    POD_AUTOSCALER = "pod-autoscaler"  # annotate the serving Revisions' PodAutoscalers (and the Revisions): no new Revision
+    POD_AUTOSCALER = (
+        "pod-autoscaler"  # annotate the serving Revisions' PodAutoscalers (and the Revisions): no new Revision
+    )
     SERVICE_TEMPLATE = "service-template"  # explicit fallback: edit the Service template, which creates a Revision
 
 

@@ -3,9 +3,11 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intelligence.decider import FloorState, Outcome, decide, decide_knative_floor
+from intelligence.decider import FloorState, Outcome, decide_knative_floor
 from intelligence.domain import ActionKind, Forecast, SeriesKey
-from intelligence.settings import KnativeScalingPolicy
+from intelligence.planner import DecisionInputs, plan
+from intelligence.policies import PolicyBook
+from intelligence.settings import KnativeScalingPolicy, PolicySettings
 
 NOW = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
 TTL = timedelta(hours=1)
@@ -68,7 +70,8 @@ def test_predict_up_react_down():
 
 def test_only_the_policy_signal_is_decided_on():
     cpu = Forecast(SeriesKey.of("cloud-1", "cpu", {"namespace": "shop", "workload": "frontend"}), 0.0, 60.0, (1.0,))
-    assert decide([cpu], {}, POLICY, NOW, TTL) == []
+    book = PolicyBook(PolicySettings(knative=POLICY))
+    assert plan(DecisionInputs(scaling=[cpu], load=[]), book, NOW, TTL).decisions == []
 
 
 floats = st.floats(min_value=0.0, max_value=1e4, allow_nan=False)

@@ -6,7 +6,8 @@ from intelligence.actuator import Actuator
 from intelligence.decider import Decision, Outcome
 from intelligence.domain import ActionKind, Explanation, Mode, Recommendation, RecommendationStatus, WorkloadRef
 from intelligence.recommendations import RecommendationStore
-from intelligence.settings import KnativeScalingPolicy
+from intelligence.policies import PolicyBook
+from intelligence.settings import PolicySettings
 
 NOW = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
 TARGET = WorkloadRef("edge-1", "iot", "ingest")
@@ -58,20 +59,23 @@ def test_expiry_and_persistence_across_restarts(tmp_path):
     reopened.close()
 
 
-def test_actuator_restores_floors_and_refuses_modes_it_cannot_do(store):
-    policy = KnativeScalingPolicy()
-    actuator = Actuator(store, Mode.RECOMMEND, policy, timedelta(hours=1))
+def book(mode: Mode) -> PolicyBook:
+    return PolicyBook(PolicySettings(mode=mode))
+
+
+def test_actuator_restores_floors_and_needs_adapters_to_enact(store):
+    actuator = Actuator(store, book(Mode.RECOMMEND), timedelta(hours=1))
     report = actuator.handle([Decision(TARGET, Outcome.RECOMMEND, rec(4).explanation, rec(4))], NOW)
     assert report.new == 1
     assert actuator.floors[TARGET].min_scale == 4
-    again = Actuator(store, Mode.RECOMMEND, policy, timedelta(hours=1))
+    again = Actuator(store, book(Mode.RECOMMEND), timedelta(hours=1))
     assert again.floors[TARGET].min_scale == 4
-    with pytest.raises(ValueError, match="'enact' is not available yet"):
-        Actuator(store, Mode.ENACT, policy, timedelta(hours=1))
+    with pytest.raises(ValueError, match="needs the Kubernetes adapters"):
+        Actuator(store, book(Mode.ENACT), timedelta(hours=1))
 
 
 def test_observe_mode_records_only_the_audit_trail(store):
-    actuator = Actuator(store, Mode.OBSERVE, KnativeScalingPolicy(), timedelta(hours=1))
+    actuator = Actuator(store, book(Mode.OBSERVE), timedelta(hours=1))
     actuator.handle([Decision(TARGET, Outcome.RECOMMEND, rec(4).explanation, rec(4))], NOW)
     assert store.find() == []
     assert store.audit_entries()[0]["event"] == "observed"

@@ -1,0 +1,201 @@
+"""The action ledger: what was enacted, in the database, so that nothing is enacted twice.
+
+Each recommendation gets at most one action row (a unique constraint, which also
+holds between replicas). The row is written as ``intent`` *before* the API call
+and as ``enacted`` after the read-back verified it. A process that dies between
+the two leaves an ``intent``: at the next start :meth:`Actuator.recover` asks the
+cluster whether the change is in force and records ``enacted`` without writing
+again, or ``abandoned`` (the decision is stale; a fresh one will follow).
+Temporary failures go to ``retry`` with a due time; the adapters read before they
+write, so a retry after a write whose answer was lost does not write twice.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from intelligence.envelope import EnactedAction
+from intelligence.recommendations import _aware, _jsonable, metadata
+
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("recommendation_id", sa.Integer, nullable=False, unique=True),
+    sa.Column("target", sa.String(800), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("direction", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("detail", sa.JSON, nullable=False),
+)
+
+switches = sa.Table(
+    "actuator_switches",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("on", sa.Boolean, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+)
+
+KILL_SWITCH = "kill"
+
+
+class ActionState(enum.StrEnum):
+    INTENT = "intent"  # about to call the API (or died doing so)
+    ENACTED = "enacted"  # verified by reading the object back
+    RETRY = "retry"  # a temporary error; tried again when due
+    FAILED = "failed"  # a permanent error, or too many attempts
+    ABANDONED = "abandoned"  # found as an intent after a crash, and not in force
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    id: int
+    recommendation_id: int
+    target: str
+    kind: str
+    params: dict[str, Any]
+    direction: int
+    state: ActionState
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    due_at: datetime | None
+    detail: dict[str, Any]
+
+
+def _row(r: Any) -> ActionRow:
+    return ActionRow(
+        id=r["id"],
+        recommendation_id=r["recommendation_id"],
+        target=r["target"],
+        kind=r["kind"],
+        params=dict(r["params"]),
+        direction=r["direction"],
+        state=ActionState(r["state"]),
+        attempts=r["attempts"],
+        created_at=_aware(r["created_at"]),  # type: ignore[arg-type]
+        updated_at=_aware(r["updated_at"]),  # type: ignore[arg-type]
+        due_at=_aware(r["due_at"]),
+        detail=dict(r["detail"]),
+    )
+
+
+class ActionLedger:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        metadata.create_all(engine)
+
+    def begin(
+        self, recommendation_id: int, target: str, kind: str, params: dict[str, Any], direction: int, now: datetime
+    ) -> int | None:
+        """Record the intent; None if this recommendation already has an action (here or in another replica)."""
+        try:
+            with self.engine.begin() as conn:
+                inserted = conn.execute(
+                    actions.insert().values(
+                        recommendation_id=recommendation_id,
+                        target=target,
+                        kind=kind,
+                        params=_jsonable(params),
+                        direction=direction,
+                        state=ActionState.INTENT.value,
+                        attempts=1,
+                        created_at=now,
+                        updated_at=now,
+                        detail={},
+                    )
+                ).inserted_primary_key
+        except IntegrityError:
+            return None
+        assert inserted is not None
+        return int(inserted[0])
+
+    def claim_retry(self, action_id: int, now: datetime) -> bool:
+        """Turn a due ``retry`` into an ``intent`` again (one attempt more); False if someone else did."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                actions.update()
+                .where(actions.c.id == action_id)
+                .where(actions.c.state == ActionState.RETRY.value)
+                .values(state=ActionState.INTENT.value, attempts=actions.c.attempts + 1, updated_at=now)
+            )
+            return bool(result.rowcount)
+
+    def finish(
+        self, action_id: int, state: ActionState, now: datetime, detail: dict[str, Any], due: timedelta | None = None
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                actions.update()
+                .where(actions.c.id == action_id)
+                .values(
+                    state=state.value,
+                    updated_at=now,
+                    due_at=now + due if due is not None else None,
+                    detail=_jsonable(detail),
+                )
+            )
+
+    def find(self, *states: ActionState, limit: int = 1000) -> list[ActionRow]:
+        query = sa.select(actions).order_by(actions.c.id.desc()).limit(limit)
+        if states:
+            query = query.where(actions.c.state.in_([s.value for s in states]))
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query).mappings().all()]
+
+    def for_recommendation(self, recommendation_id: int) -> ActionRow | None:
+        with self.engine.connect() as conn:
+            r = (
+                conn.execute(sa.select(actions).where(actions.c.recommendation_id == recommendation_id))
+                .mappings()
+                .first()
+            )
+        return None if r is None else _row(r)
+
+    def enacted_since(self, since: datetime) -> list[EnactedAction]:
+        """Actions enacted (or being enacted) since ``since``: what the envelope counts."""
+        query = (
+            sa.select(actions.c.target, actions.c.created_at, actions.c.direction)
+            .where(actions.c.created_at >= since)
+            .where(actions.c.state.in_([ActionState.ENACTED.value, ActionState.INTENT.value]))
+        )
+        with self.engine.connect() as conn:
+            return [EnactedAction(r.target, _aware(r.created_at), r.direction) for r in conn.execute(query)]  # type: ignore[arg-type]
+
+    def last_moves(self) -> dict[str, datetime]:
+        """When each workload (``target`` of a reallocation) was last moved."""
+        query = (
+            sa.select(actions.c.target, sa.func.max(actions.c.updated_at))
+            .where(actions.c.kind == "reallocation")
+            .where(actions.c.state == ActionState.ENACTED.value)
+            .group_by(actions.c.target)
+        )
+        with self.engine.connect() as conn:
+            return {r[0]: _aware(r[1]) for r in conn.execute(query)}  # type: ignore[misc]
+
+    def switch(self, name: str = KILL_SWITCH) -> tuple[bool, str]:
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(switches).where(switches.c.name == name)).mappings().first()
+        return (bool(r["on"]), str(r["reason"])) if r is not None else (False, "")
+
+    def set_switch(self, on: bool, reason: str, now: datetime, name: str = KILL_SWITCH) -> None:
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                switches.update().where(switches.c.name == name).values(on=on, at=now, reason=reason)
+            )
+            if not updated.rowcount:
+                conn.execute(switches.insert().values(name=name, on=on, at=now, reason=reason))

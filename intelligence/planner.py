@@ -1,0 +1,59 @@
+"""Everything the decider decides in one step: Knative floors, moves, placement scores.
+
+Pure: (inputs, policies, now) -> plan. No I/O, no clock reads; the engine gathers the
+inputs and the actuator acts on the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from intelligence.decider import Decision, FloorState, decide_knative_floor
+from intelligence.domain import ActionKind, Forecast, WorkloadRef
+from intelligence.policies import PolicyBook
+from intelligence.rescheduling import ClusterLoad, ClusterView, cluster_loads, decide_moves, placement_scores
+from intelligence.settings import WorkloadKind
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionInputs:
+    scaling: Sequence[Forecast]  # forecasts of the Knative scaling signal (request rate or concurrency)
+    load: Sequence[Forecast]  # forecasts of the rescheduling signal (cores), fresh ones only
+    floors: Mapping[WorkloadRef, FloorState] = field(default_factory=dict)
+    clusters: Sequence[ClusterView] = ()
+    last_moved: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    decisions: list[Decision]
+    loads: dict[str, ClusterLoad]
+    scores: dict[str, int]  # AddOnPlacementScore values per cluster
+
+
+def _as_deployment(decision: Decision) -> Decision:
+    """A plain Deployment gets the same floor as replicas through its scale subresource."""
+    rec = decision.recommendation
+    if rec is None:
+        return decision
+    kind = ActionKind.SCALE_OUT if rec.kind is ActionKind.SCALE_UP else ActionKind.SCALE_IN
+    rec = replace(rec, kind=kind, params={"replicas": rec.params["min_scale"]})
+    return replace(decision, recommendation=rec)
+
+
+def plan(inputs: DecisionInputs, book: PolicyBook, now: datetime, ttl: timedelta) -> Plan:
+    decisions: list[Decision] = []
+    for fc in sorted(inputs.scaling, key=lambda f: f.key):
+        target = fc.key.workload
+        wp = book.for_workload(target)
+        if fc.key.signal != wp.knative.signal:
+            continue
+        floor = inputs.floors.get(target, FloorState(wp.knative.min_scale))
+        decision = decide_knative_floor(fc, target, floor, wp.knative, now, ttl)
+        decisions.append(_as_deployment(decision) if wp.kind is WorkloadKind.DEPLOYMENT else decision)
+    resched = book.settings.reschedule
+    loads = cluster_loads(inputs.clusters, inputs.load, resched.quantile)
+    decisions += decide_moves(loads, book.for_workload, inputs.last_moved, resched, now, ttl)
+    return Plan(decisions, loads, placement_scores(loads))

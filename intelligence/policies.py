@@ -1,0 +1,56 @@
+"""The policy in force for one workload: global settings with the matching overrides applied.
+
+Overrides are applied from the least to the most specific (cluster < namespace <
+workload), so ``namespace: iot`` sets a default that ``workload: ingest`` refines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from intelligence.domain import Mode, Tier, WorkloadRef
+from intelligence.settings import KnativeScalingPolicy, PolicySettings, WorkloadKind
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadPolicy:
+    mode: Mode
+    kind: WorkloadKind
+    knative: KnativeScalingPolicy
+    movable: bool
+    tiers: tuple[Tier, ...] | None  # allowed destination tiers (None: any)
+    cluster_labels: tuple[tuple[str, str], ...]  # labels a destination must carry
+
+
+class PolicyBook:
+    """Resolves (and caches) the policy of each workload. Immutable settings in, so caching is safe."""
+
+    def __init__(self, settings: PolicySettings) -> None:
+        self.settings = settings
+        self._overrides = sorted(settings.overrides, key=lambda o: o.specificity())
+        self.for_workload = lru_cache(maxsize=65_536)(self._resolve)
+
+    @property
+    def modes(self) -> set[Mode]:
+        """Every mode some workload may be in (to know whether the adapters are needed at all)."""
+        return {self.settings.mode, *(o.mode for o in self.settings.overrides if o.mode is not None)}
+
+    def _resolve(self, ref: WorkloadRef) -> WorkloadPolicy:
+        mode, kind, movable = self.settings.mode, WorkloadKind.KNATIVE, True
+        knative: dict[str, object] = {}
+        tiers: tuple[Tier, ...] | None = None
+        labels: dict[str, str] = {}
+        for o in self._overrides:
+            if not o.matches(ref.cluster, ref.namespace, ref.name):
+                continue
+            mode = o.mode or mode
+            kind = o.kind or kind
+            movable = movable if o.movable is None else o.movable
+            tiers = o.tiers if o.tiers is not None else tiers
+            knative.update(o.knative)
+            labels.update(o.cluster_labels)
+        policy = self.settings.knative.model_copy(update=knative) if knative else self.settings.knative
+        if knative:
+            policy = KnativeScalingPolicy(**policy.model_dump())  # validated (settings checked it already)
+        return WorkloadPolicy(mode, kind, policy, movable, tiers, tuple(sorted(labels.items())))

@@ -1,0 +1,222 @@
+"""The actuator's modes, its safety envelope, the action ledger and crash recovery (in-memory meta-kernel)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from intelligence.actuator import Actuator
+from intelligence.adapters.base import PermanentError, TemporaryError
+from intelligence.decider import Decision, Outcome
+from intelligence.domain import ActionKind, Explanation, Mode, Recommendation, RecommendationStatus, WorkloadRef
+from intelligence.ledger import ActionState
+from intelligence.policies import PolicyBook
+from intelligence.recommendations import RecommendationStore
+from intelligence.settings import PolicySettings, SafetyEnvelope
+from tests.fakes.kernel import Crash, MemoryKernel
+
+NOW = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
+INGEST = WorkloadRef("edge-1", "iot", "ingest")
+FRONTEND = WorkloadRef("cloud-1", "shop", "frontend")
+TTL = timedelta(hours=1)
+
+
+def decision(min_scale: int, target: WorkloadRef = INGEST, at: datetime = NOW) -> Decision:
+    kind = ActionKind.SCALE_UP
+    explanation = Explanation("knative.predictive-min-scale", f"min-scale to {min_scale}")
+    rec = Recommendation(kind, target, {"min_scale": min_scale}, at, 0.9, explanation, at + TTL)
+    return Decision(target, Outcome.RECOMMEND, explanation, rec)
+
+
+def move(destination: str, target: WorkloadRef = INGEST, at: datetime = NOW) -> Decision:
+    explanation = Explanation("reschedule.headroom", f"move to {destination}")
+    rec = Recommendation(ActionKind.REALLOCATION, target, {"cluster": destination}, at, 0.7, explanation, at + TTL)
+    return Decision(target, Outcome.RECOMMEND, explanation, rec)
+
+
+def policies(mode: Mode = Mode.ENACT, **envelope: object) -> PolicyBook:
+    return PolicyBook(PolicySettings(mode=mode, envelope=SafetyEnvelope(**envelope)))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def url(tmp_path):
+    return f"sqlite:///{tmp_path / 'decisions.db'}"
+
+
+@pytest.fixture
+def store(url):
+    s = RecommendationStore(url)
+    yield s
+    s.close()
+
+
+def test_enact_mode_enacts_once_and_records_it(store):
+    kernel = MemoryKernel()
+    actuator = Actuator(store, policies(), TTL, kernel)
+    report = actuator.handle([decision(4)], NOW)
+    assert (report.new, report.enacted) == (1, 1)
+    assert kernel.min_scale[("edge-1", "iot", "ingest")] == 4
+    assert store.find(status=RecommendationStatus.ENACTED)[0].recommendation.params == {"min_scale": 4}
+    assert actuator.ledger.find()[0].state is ActionState.ENACTED
+    assert actuator.floors[INGEST].min_scale == 4
+    again = actuator.handle([decision(4, at=NOW + timedelta(minutes=10))], NOW + timedelta(minutes=10))
+    assert again.enacted == 0
+    assert len(kernel.writes) == 1
+
+
+def test_recommend_and_observe_never_touch_the_cluster(store):
+    kernel = MemoryKernel()
+    book = PolicyBook(
+        PolicySettings(mode=Mode.RECOMMEND, overrides=[{"namespace": "shop", "mode": "observe"}])  # type: ignore[list-item]
+    )
+    actuator = Actuator(store, book, TTL, kernel)
+    actuator.handle([decision(4), decision(6, FRONTEND)], NOW)
+    assert kernel.writes == []
+    assert [s.recommendation.target for s in store.find()] == [INGEST]  # the observed one is only audited
+    assert "observed" in [e["event"] for e in store.audit_entries()]
+
+
+def test_overrides_enact_one_namespace_only(store):
+    kernel = MemoryKernel()
+    book = PolicyBook(PolicySettings(overrides=[{"namespace": "iot", "mode": "enact"}]))  # type: ignore[list-item]
+    actuator = Actuator(store, book, TTL, kernel)
+    actuator.handle([decision(4), decision(6, FRONTEND)], NOW)
+    assert [w for w, _ in kernel.writes] == ["min_scale ('edge-1', 'iot', 'ingest')"]
+    assert store.find(status=RecommendationStatus.OPEN)[0].recommendation.target == FRONTEND
+
+
+def test_approve_mode_waits_for_approval(store):
+    kernel = MemoryKernel()
+    actuator = Actuator(store, policies(Mode.APPROVE), TTL, kernel)
+    actuator.handle([decision(4)], NOW)
+    assert kernel.writes == []
+    rec_id = store.find(status=RecommendationStatus.OPEN)[0].id
+    actuator.approve(rec_id, NOW + timedelta(minutes=1), "operator")
+    with pytest.raises(ValueError, match="approved, not open"):
+        actuator.approve(rec_id, NOW + timedelta(minutes=1), "operator")
+    report = actuator.handle([], NOW + timedelta(minutes=2))
+    assert report.enacted == 1
+    assert store.get(rec_id).status is RecommendationStatus.ENACTED
+    with pytest.raises(LookupError):
+        actuator.approve(999, NOW, "operator")
+
+
+def test_approval_is_refused_where_nothing_may_be_enacted(store):
+    book = PolicyBook(PolicySettings(overrides=[{"namespace": "iot", "mode": "approve"}]))  # type: ignore[list-item]
+    actuator = Actuator(store, book, TTL, MemoryKernel())
+    actuator.handle([decision(6, FRONTEND)], NOW)
+    with pytest.raises(PermissionError, match="recommend mode"):
+        actuator.approve(store.find()[0].id, NOW, "operator")
+
+
+def test_envelope_limits_the_step_and_refuses_cooldown_and_reversal(store):
+    kernel = MemoryKernel()
+    actuator = Actuator(store, policies(max_step=3, cooldown_minutes=10, reversal_minutes=60), TTL, kernel)
+    actuator.handle([decision(20)], NOW)
+    assert kernel.min_scale[("edge-1", "iot", "ingest")] == 4  # 1 + at most 3
+    refused = actuator.handle([decision(8, at=NOW + timedelta(minutes=5))], NOW + timedelta(minutes=5))
+    assert refused.refused == 1  # cooldown
+    assert kernel.min_scale[("edge-1", "iot", "ingest")] == 4
+    down = actuator.handle([decision(2, at=NOW + timedelta(minutes=20))], NOW + timedelta(minutes=20))
+    assert down.refused == 1  # a reversal within the hour
+    later = NOW + timedelta(minutes=70)
+    assert actuator.handle([decision(2, at=later)], later).enacted == 1
+    reasons = [e["detail"]["reason"] for e in store.audit_entries() if e["event"] == "not-enacted"]
+    assert any("cooldown" in r for r in reasons)
+    assert any("flapping" in r for r in reasons)
+
+
+def test_envelope_refuses_out_of_bounds_and_spent_budget(store):
+    kernel = MemoryKernel()
+    actuator = Actuator(store, policies(budget_actions=2, cooldown_minutes=0, reversal_minutes=0), TTL, kernel)
+    assert actuator.handle([decision(99)], NOW).refused == 1  # above max_scale 50
+    targets = [WorkloadRef("edge-1", "iot", f"w{i}") for i in range(3)]
+    report = actuator.handle([decision(3, t) for t in targets], NOW)
+    assert (report.enacted, report.refused) == (2, 1)
+    reasons = [e["detail"]["reason"] for e in store.audit_entries() if e["event"] == "not-enacted"]
+    assert any("outside the bounds" in r for r in reasons)
+    assert any("budget spent" in r for r in reasons)
+    later = NOW + timedelta(minutes=61)
+    assert actuator.handle([decision(3, targets[2], later)], later).enacted == 1  # the budget renews
+
+
+def test_kill_switch_from_the_api_or_a_file(store, tmp_path):
+    kernel = MemoryKernel()
+    actuator = Actuator(store, policies(), TTL, kernel)
+    actuator.set_kill_switch(True, "incident 42", NOW)
+    assert actuator.handle([decision(4)], NOW).enacted == 0
+    actuator.set_kill_switch(False, "resolved", NOW)
+    assert actuator.handle([decision(4)], NOW).enacted == 1
+    flag = tmp_path / "stop"
+    flag.touch()
+    book = PolicyBook(PolicySettings(mode=Mode.ENACT, envelope=SafetyEnvelope(kill_switch_file=flag)))
+    stopped = Actuator(store, book, TTL, kernel)
+    assert stopped.handle([decision(8, FRONTEND)], NOW).enacted == 0
+    assert kernel.writes == [("min_scale ('edge-1', 'iot', 'ingest')", 4)]
+
+
+def test_temporary_errors_are_retried_when_due_permanent_ones_are_not(store):
+    kernel = MemoryKernel(fail_next=[TemporaryError("ksvc iot/ingest @ edge-1", "busy", 503)])
+    actuator = Actuator(store, policies(), TTL, kernel)
+    assert actuator.handle([decision(4)], NOW).enacted == 0
+    assert actuator.ledger.find()[0].state is ActionState.RETRY
+    assert actuator.handle([], NOW + timedelta(seconds=10)).enacted == 0  # not due yet
+    assert actuator.handle([], NOW + timedelta(seconds=31)).enacted == 1
+    assert actuator.ledger.find()[0].attempts == 2
+    kernel.fail_next.append(PermanentError("ksvc shop/frontend @ cloud-1", "forbidden", 403))
+    report = actuator.handle([decision(6, FRONTEND)], NOW + timedelta(minutes=1))
+    assert report.failed == 1
+    failed = store.find(status=RecommendationStatus.FAILED)[0]
+    assert failed.recommendation.target == FRONTEND
+    assert actuator.handle([], NOW + timedelta(hours=1)).enacted == 0
+
+
+def test_a_crash_after_the_write_is_settled_without_writing_again(url):
+    kernel = MemoryKernel(crash_after_write=True)
+    store = RecommendationStore(url)
+    with pytest.raises(Crash):
+        Actuator(store, policies(), TTL, kernel).handle([decision(4)], NOW)
+    store.engine.dispose()  # the process died: nothing more from it
+    kernel.crash_after_write = False
+    restarted = Actuator(RecommendationStore(url), policies(), TTL, kernel)
+    assert restarted.recover(NOW + timedelta(minutes=1)) == 1
+    assert restarted.ledger.find()[0].state is ActionState.ENACTED
+    assert restarted.store.find(status=RecommendationStatus.ENACTED)
+    restarted.handle([decision(4, at=NOW + timedelta(minutes=2))], NOW + timedelta(minutes=2))
+    assert len(kernel.writes) == 1
+
+
+def test_a_crash_before_the_write_is_abandoned_and_decided_afresh(url):
+    kernel = MemoryKernel(crash_before_write=True)
+    store = RecommendationStore(url)
+    with pytest.raises(Crash):
+        Actuator(store, policies(), TTL, kernel).handle([decision(4)], NOW)
+    store.engine.dispose()
+    kernel.crash_before_write = False
+    restarted = Actuator(RecommendationStore(url), policies(), TTL, kernel)
+    assert restarted.recover(NOW + timedelta(minutes=1)) == 1
+    assert restarted.ledger.find()[0].state is ActionState.ABANDONED
+    later = NOW + timedelta(minutes=10)
+    assert restarted.handle([decision(4, at=later)], later).enacted == 1
+    assert len(kernel.writes) == 1
+
+
+def test_moves_are_enacted_and_remembered_for_the_dwell_time(store):
+    kernel = MemoryKernel(placement={("iot", "ingest"): "edge-1"})
+    actuator = Actuator(store, policies(), TTL, kernel)
+    assert actuator.handle([move("fog-1")], NOW).enacted == 1
+    assert kernel.placement[("iot", "ingest")] == "fog-1"
+    assert actuator.last_moved() == {("iot", "ingest"): NOW}
+
+
+def test_placement_scores_are_published_only_in_enact_mode_and_when_due(store):
+    kernel = MemoryKernel()
+    recommending = Actuator(store, policies(Mode.RECOMMEND), TTL, kernel)
+    recommending.publish_scores({"edge-1": -20, "cloud-1": 80}, "icos-headroom", NOW, timedelta(minutes=15), True)
+    assert kernel.scores == []
+    assert recommending.scores.scores == {"edge-1": -20, "cloud-1": 80}
+    enacting = Actuator(store, policies(), TTL, kernel)
+    enacting.publish_scores({"edge-1": -20, "cloud-1": 80}, "icos-headroom", NOW, timedelta(minutes=15), True)
+    name, scores, valid_until = kernel.scores[0]
+    assert (name, [(s.cluster, s.value) for s in scores]) == ("icos-headroom", [("cloud-1", 80), ("edge-1", -20)])
+    assert valid_until == NOW + timedelta(minutes=15)
+    assert enacting.scores.published_at == NOW
