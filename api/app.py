@@ -10,7 +10,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.metrics import registry_for
-from api.routes import anomalies, forecasts, health, models, recommendations
+from api.routes import actuator, anomalies, forecasts, health, models, recommendations
 from intelligence.service import Service, build_service
 from intelligence.settings import Settings
 
@@ -46,7 +46,14 @@ def create_app(
         summary="Forecasts, anomalies and recommendations for the ICOS continuum",
         lifespan=lifespan,
     )
-    for router in (health.router, forecasts.router, anomalies.router, recommendations.router, models.router):
+    for router in (
+        health.router,
+        forecasts.router,
+        anomalies.router,
+        recommendations.router,
+        actuator.router,
+        models.router,
+    ):
         app.include_router(router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from datetime import UTC, datetime
 
-from api.deps import ServiceDep
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field
+
+from api.deps import Authenticated, ServiceDep
 from api.schemas import RecommendationOut
 from intelligence.domain import RecommendationStatus
+from intelligence.service import Service
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
 
@@ -24,3 +28,52 @@ def list_recommendations(
 ) -> list[RecommendationOut]:
     rows = service.recommendations.find(None if all_statuses else status, cluster, namespace, limit)
     return [RecommendationOut.of(r) for r in rows]
+
+
+class DecisionIn(BaseModel):
+    by: str = Field(default="api", max_length=200, description="Who decided (a person or the remediation loop)")
+    reason: str = Field(default="", max_length=1000)
+
+
+def _now(service: Service) -> datetime:
+    return datetime.fromtimestamp(service.clock.now(), UTC)
+
+
+def _decide(service: Service, rec_id: int, approve: bool, body: DecisionIn) -> RecommendationOut:
+    actuator = service.engine.actuator
+    try:
+        if approve:
+            actuator.approve(rec_id, _now(service), body.by)
+        else:
+            actuator.reject(rec_id, _now(service), body.by, body.reason)
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except PermissionError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    stored = service.recommendations.get(rec_id)
+    assert stored is not None
+    return RecommendationOut.of(stored)
+
+
+@router.post(
+    "/{rec_id}/approve",
+    response_model=RecommendationOut,
+    dependencies=[Authenticated],
+    summary="Approve an open recommendation: enacted at the next step, within the safety envelope",
+    responses={404: {"description": "No such recommendation"}, 409: {"description": "Not open, or not enactable"}},
+)
+def approve(service: ServiceDep, rec_id: int, body: DecisionIn | None = None) -> RecommendationOut:
+    return _decide(service, rec_id, True, body or DecisionIn())
+
+
+@router.post(
+    "/{rec_id}/reject",
+    response_model=RecommendationOut,
+    dependencies=[Authenticated],
+    summary="Reject an open or approved recommendation",
+    responses={404: {"description": "No such recommendation"}, 409: {"description": "Not open or approved"}},
+)
+def reject(service: ServiceDep, rec_id: int, body: DecisionIn | None = None) -> RecommendationOut:
+    return _decide(service, rec_id, False, body or DecisionIn())
