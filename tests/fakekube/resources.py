@@ -34,7 +34,9 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType("apps", "v1", "deployments", "Deployment", subresources=("status", "scale"), builtin=True),
     ResourceType("serving.knative.dev", "v1", "services", "Service", subresources=("status",)),
     ResourceType("serving.knative.dev", "v1", "revisions", "Revision", subresources=("status",)),
-    ResourceType("autoscaling.internal.knative.dev", "v1alpha1", "podautoscalers", "PodAutoscaler", ("status",)),
+    ResourceType(
+        "autoscaling.internal.knative.dev", "v1alpha1", "podautoscalers", "PodAutoscaler", subresources=("status",)
+    ),
     ResourceType("cluster.open-cluster-management.io", "v1", "managedclusters", "ManagedCluster", False, ("status",)),
     ResourceType("cluster.open-cluster-management.io", "v1beta1", "placements", "Placement", subresources=("status",)),
     ResourceType(

@@ -1,0 +1,77 @@
+"""The :class:`base.MetaKernel` over real clusters: member clusters for Knative and Deployments, the OCM hub
+for placement. Clients are made on first use per cluster, so building one contacts nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from intelligence.adapters.base import Applied, ClusterScore
+from intelligence.adapters.deployments import DeploymentScaler
+from intelligence.adapters.knative import KnativeScaler
+from intelligence.adapters.kube import ClusterClients, Kube, Retrier, new_api_client
+from intelligence.adapters.ocm import OcmHub
+from intelligence.clock import Clock, SystemClock
+from intelligence.settings import KubernetesSettings
+
+HUB = "hub"
+
+
+class KubeMetaKernel:
+    def __init__(
+        self,
+        settings: KubernetesSettings,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock | None = None,
+        client_factory: Callable[[KubernetesSettings, str | None], Any] = new_api_client,
+    ) -> None:
+        self._settings = settings
+        self._retrier = Retrier.from_settings(settings, sleep)
+        self._clock = clock or SystemClock()
+        self._clients = ClusterClients(settings, client_factory)
+
+    def _member(self, cluster: str) -> Kube:
+        return Kube(self._clients.member(cluster), cluster, self._settings.request_timeout_seconds, self._retrier)
+
+    def _hub(self) -> OcmHub:
+        kube = Kube(self._clients.hub(), HUB, self._settings.request_timeout_seconds, self._retrier)
+        return OcmHub(kube, self._settings.workload_label, self._now)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.now(), UTC)
+
+    def _knative(self, cluster: str) -> KnativeScaler:
+        return KnativeScaler(self._member(cluster), self._settings.knative_scale_path)
+
+    def set_knative_scale(
+        self, cluster: str, namespace: str, service: str, min_scale: int | None, max_scale: int | None = None
+    ) -> Applied:
+        return self._knative(cluster).set(namespace, service, min_scale, max_scale)
+
+    def read_knative_scale(self, cluster: str, namespace: str, service: str) -> Mapping[str, int | None]:
+        return self._knative(cluster).read(namespace, service)
+
+    def scale_deployment(self, cluster: str, namespace: str, name: str, replicas: int) -> Applied:
+        return DeploymentScaler(self._member(cluster)).scale(namespace, name, replicas)
+
+    def read_deployment_replicas(self, cluster: str, namespace: str, name: str) -> int:
+        return DeploymentScaler(self._member(cluster)).read(namespace, name)
+
+    def move_workload(self, namespace: str, name: str, source: str, destination: str) -> Applied:
+        return self._hub().move_workload(namespace, name, source, destination)
+
+    def workload_placement(self, namespace: str, name: str) -> str | None:
+        return self._hub().workload_placement(namespace, name)
+
+    def publish_placement_scores(
+        self, name: str, scores: Sequence[ClusterScore], valid_until: datetime
+    ) -> list[Applied]:
+        return self._hub().publish_placement_scores(name, scores, valid_until)
+
+    def taint_cluster(self, cluster: str, key: str, value: str, effect: str) -> Applied:
+        return self._hub().taint_cluster(cluster, key, value, effect)
+
+    def close(self) -> None:
+        self._clients.close()
