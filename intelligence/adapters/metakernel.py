@@ -73,5 +73,9 @@ class KubeMetaKernel:
     def taint_cluster(self, cluster: str, key: str, value: str, effect: str) -> Applied:
         return self._hub().taint_cluster(cluster, key, value, effect)
 
+    def retarget_placement(self, namespace: str, placement: str, destination: str) -> Applied:
+        """Not in :class:`base.MetaKernel` yet: pin an OCM Placement to one cluster."""
+        return self._hub().retarget_placement(namespace, placement, destination)
+
     def close(self) -> None:
         self._clients.close()

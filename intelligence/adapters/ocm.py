@@ -218,6 +218,40 @@ class OcmHub:
 
         self._kube.retrier.run(obj, attempt)
 
+    # -- Placement pinning ---------------------------------------------------------------------------------
+
+    def retarget_placement(self, namespace: str, placement: str, destination: str) -> Applied:
+        """Pin a Placement to one cluster: its only predicate selects the ManagedCluster label ``name``.
+
+        The predicates list is replaced whole (a merge patch replaces lists), which is the point: the
+        Placement selects ``destination`` and nothing else until someone retargets it again.
+        """
+        obj = self._kube.name("Placement", namespace, placement)
+        predicates = [{"requiredClusterSelector": {"labelSelector": {"matchLabels": {"name": destination}}}}]
+
+        def attempt() -> bool:
+            current = self._get(PLACEMENT, "placements", namespace, placement)
+            if (current.get("spec") or {}).get("predicates") == predicates:
+                return False
+            patch = {"metadata": {"resourceVersion": resource_version(current)}, "spec": {"predicates": predicates}}
+            self._kube.custom.patch_namespaced_custom_object(
+                *PLACEMENT,
+                namespace,
+                "placements",
+                placement,
+                patch,
+                _content_type=MERGE_PATCH,
+                _request_timeout=self._kube.timeout,
+            )
+            log.info("pinned %s to cluster %s", obj, destination)
+            return True
+
+        changed = self._kube.retrier.run(obj, attempt)
+        current = self._kube.retrier.run(obj, lambda: self._get(PLACEMENT, "placements", namespace, placement))
+        if (current.get("spec") or {}).get("predicates") != predicates:
+            raise TemporaryError(obj, f"read back predicates {current.get('spec', {}).get('predicates')}")
+        return Applied(obj, changed, {"cluster": destination})
+
     # -- taints -----------------------------------------------------------------------------------------
 
     def taint_cluster(self, cluster: str, key: str, value: str, effect: str) -> Applied:

@@ -35,6 +35,7 @@ from tests.fakekube.errors import ApiError
 from tests.fakekube.rbac import RBAC_FILE, Authorizer
 from tests.fakekube.resources import ResourceType, type_of
 from tests.fakekube.server import Controls, FakeKubeEmulator, Fault, Hook, LoggedRequest
+from tests.fakekube.store import ObjectStore
 
 __all__ = ["ApiError", "FakeKube", "LoggedRequest", "running_fake_kubes", "write_kubeconfig"]
 
@@ -138,8 +139,6 @@ class FakeKube:
 
     def history(self, api_version: str, kind: str, namespace: str | None, name: str) -> list[dict[str, Any] | None]:
         """Every stored version (None marks a deletion), from kmock's object history."""
-        from tests.fakekube.store import ObjectStore
-
         resource_type: ResourceType = type_of(api_version, kind)
         assert self.emulator is not None
         versions = self.emulator.objects[ObjectStore.key(resource_type, namespace, name)].history

@@ -72,7 +72,7 @@ class ResourcePath:
 
 @dataclass(slots=True)
 class Controls:
-    """What the test thread sets and reads; shared with the server thread under the store's GIL-atomic ops."""
+    """What the test thread sets and the server thread reads: faults, hooks, RBAC, and the request log it appends to."""
 
     authorizer: Authorizer | None
     faults: list[Fault] = field(default_factory=list)

@@ -582,3 +582,30 @@ def test_a_concurrent_cluster_edit_fails_the_test_op_and_is_retried(
 def test_an_unknown_taint_effect_is_refused(kernel: KubeMetaKernel) -> None:
     with pytest.raises(PermanentError, match="ManagedCluster edge-a @ hub"):
         kernel.taint_cluster("edge-a", "k", "v", "NoExecute")
+
+
+# -- OCM: Placement pinning ----------------------------------------------------------------------------------
+
+
+def test_a_placement_is_pinned_to_one_cluster(fakes: dict[str, FakeKube], kernel: KubeMetaKernel) -> None:
+    hub = fakes["hub"]
+    hub.seed(
+        {
+            "apiVersion": f"{OCM}/v1beta1",
+            "kind": "Placement",
+            "metadata": {"name": "shop", "namespace": "shop"},
+            "spec": {"numberOfClusters": 1, "clusterSets": ["edge"], "predicates": []},
+        }
+    )
+
+    applied = kernel.retarget_placement("shop", "shop", "edge-b")
+    again = kernel.retarget_placement("shop", "shop", "edge-b")
+
+    placement = hub.get(f"{OCM}/v1beta1", "Placement", "shop", "shop")
+    assert placement is not None
+    assert placement["spec"]["predicates"] == [
+        {"requiredClusterSelector": {"labelSelector": {"matchLabels": {"name": "edge-b"}}}}
+    ]
+    assert placement["spec"]["clusterSets"] == ["edge"]
+    assert (applied.changed, again.changed) == (True, False)
+    assert len(hub.writes()) == 1
