@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PROM_DIR := .cache/prometheus
 PROM := $(PROM_DIR)/usr/bin/prometheus
 
-.PHONY: run test lint stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint lock clean
+.PHONY: run test lint stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint bench-replay lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/icos-intel run $(ARGS)
@@ -30,7 +30,7 @@ stack-down: $(VENV)/.installed
 	$(BIN)/python -m tests.stack down
 
 # Benchmarks print a table and write JSON under bench-results/ (not part of `make test`).
-bench: bench-collectors bench-models bench-cost bench-checkpoint
+bench: bench-collectors bench-models bench-cost bench-checkpoint bench-replay
 
 bench-collectors: $(VENV)/.installed $(PROM)
 	$(BIN)/python -m tests.bench.bench_collectors --json bench-results/collectors.json
@@ -46,6 +46,10 @@ bench-cost: $(VENV)/.installed
 # Checkpoint and restore time and size with 10,000 and 100,000 series; the engine's pause.
 bench-checkpoint: $(VENV)/.installed
 	$(BIN)/python -m tests.bench.bench_checkpoint --json bench-results/checkpoint.json
+
+# Decision replay: the predictive floor against Knative's reactive KPA (simulated) on the Azure VM traces as load.
+bench-replay: $(VENV)/.installed
+	$(BIN)/python -m tests.bench.bench_replay --json bench-results/replay.json
 
 # The Python environment: pinned by requirements.lock, installed with uv (seconds instead of minutes).
 $(VENV)/.installed: pyproject.toml requirements.lock

@@ -1,4 +1,4 @@
-"""``icos-intel``: run the service, backtest models, check configuration.
+"""``icos-intel``: run the service, backtest models, replay decisions, check configuration.
 
 Imports are lazy so that ``config`` and ``backtest`` start fast (no MLflow, no
 Kubernetes, no web server imported for them).
@@ -242,6 +242,76 @@ def _register(name: str, alias: str | None, uri: str | None, options: Any, figur
     except Exception as exc:  # noqa: BLE001 - the figures are printed already; say why registering failed
         raise _fail(f"--register {name}: MLflow at {registry.tracking_uri}: {type(exc).__name__}: {exc}") from None
     typer.echo(f"registered {name} version {version.version}{f' as {alias}' if alias else ''}: {metrics}", err=True)
+
+
+@app.command()
+def replay(
+    trace: Annotated[Path, typer.Argument(help="CSV: timestamp, then one requests/s column per Knative service")],
+    target_per_replica: Annotated[
+        float, typer.Option(min=0.001, help="Requests/s one replica serves at the KPA's target")
+    ] = 10.0,
+    cold_start_seconds: Annotated[float, typer.Option(min=0.0, help="Seconds before a new pod serves")] = 30.0,
+    horizon: Annotated[int, typer.Option(min=1, help="Steps forecast at each sample")] = 12,
+    quantile: Annotated[float, typer.Option(help="Upper quantile of the forecast the floor covers")] = 0.95,
+    warmup_days: Annotated[float, typer.Option(min=0.0, help="Days learnt first and not reported")] = 7.0,
+    min_scale: Annotated[int, typer.Option(min=0, help="Static min-scale of both arms")] = 1,
+    max_scale: Annotated[int, typer.Option(min=1, help="Max-scale of both arms")] = 50,
+    interpolation: Annotated[str, typer.Option(help="Load between samples: hold or linear")] = "hold",
+    tick_seconds: Annotated[float, typer.Option(min=0.1, help="KPA tick of the simulation")] = 2.0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON")] = None,
+) -> None:
+    """Replay a trace through forecaster, decider and a simulated Knative KPA, against the reactive KPA alone."""
+    import json
+
+    from pydantic import ValidationError
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from collectors.replay import ReplayFormatError, read_wide_csv
+    from intelligence.autoscaling_sim import KpaSettings
+    from intelligence.replay import ReplayError, ReplayOptions, format_report
+    from intelligence.replay import replay as run_replay
+    from intelligence.settings import KnativeScalingPolicy
+
+    try:
+        policy = KnativeScalingPolicy(
+            target_per_replica=target_per_replica,
+            quantile=quantile,
+            cold_start_seconds=cold_start_seconds,
+            min_scale=min_scale,
+            max_scale=max_scale,
+        )
+        kpa = KpaSettings(
+            target_per_replica=target_per_replica,
+            cold_start_seconds=cold_start_seconds,
+            tick_seconds=tick_seconds,
+            interpolation=interpolation,  # type: ignore[arg-type]  # checked by KpaSettings
+        )
+        _, epoch, names, values = read_wide_csv(trace)
+    except (ValidationError, ValueError) as exc:  # ReplayFormatError is a ValueError
+        what = "replay" if isinstance(exc, ReplayFormatError) else "replay: invalid option"
+        raise _fail(f"{what}: {exc}") from None
+    options = ReplayOptions(policy=policy, kpa=kpa, horizon=horizon, warmup_days=warmup_days)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        try:
+            report = run_replay(epoch, values, names, options, progress)
+        except ReplayError as exc:
+            raise _fail(f"replay: {exc}") from None
+    typer.echo(format_report(report))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.as_dict(), indent=2, default=str))
+        typer.echo(f"written {json_out}", err=True)
 
 
 @config_app.command("check")

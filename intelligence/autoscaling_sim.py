@@ -94,6 +94,8 @@ class KpaOutcome:
     scaling_actions: np.ndarray  # changes of the scale the KPA asks for
     cold_starts: np.ndarray  # pods created
     panic_seconds: np.ndarray
+    pods: np.ndarray | None = None  # with ``history``: pods (ready and pending) at each reported tick
+    ready: np.ndarray | None = None  # with ``history``: ready pods at each reported tick
 
 
 @dataclass(slots=True)
@@ -166,6 +168,7 @@ def simulate(
     report_from: int = 0,
     floor_delay_seconds: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
+    history: bool = False,
 ) -> KpaOutcome:
     """Run the KPA over a trace: ``rates[samples, series]`` requests/s, one sample every ``step_seconds``.
 
@@ -173,7 +176,7 @@ def simulate(
     from the sample's time plus ``floor_delay_seconds`` (the actuator's latency) until the
     next; the static ``settings.min_scale`` applies before and when absent. Samples before
     ``report_from`` warm the autoscaler up and are not counted. ``progress(done, total)`` is
-    called with ticks every chunk.
+    called with ticks every chunk. ``history`` keeps the pods at every reported tick (tests).
     """
     rates = _fill_missing(np.asarray(rates, dtype=np.float64).reshape(len(rates), -1))
     samples, count = rates.shape
@@ -187,7 +190,7 @@ def simulate(
     panic = max(1, round(settings.stable_window_seconds * settings.panic_window_percentage / 100.0 / tick))
     static_floor = np.full(count, settings.min_scale, np.int64)
     kpa = _Kpa(settings, stable, _initial(settings, rates[0], static_floor))
-    totals = _Totals(count)
+    totals = _Totals(count, history)
     for start in range(0, total, CHUNK_TICKS):
         stop = min(total, start + CHUNK_TICKS)
         span = stop - start
@@ -234,9 +237,10 @@ class _Trace:
 
 
 class _Totals:
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, history: bool) -> None:
         self.sums = {name: np.zeros(count) for name in ("under", "unserved", "requests", "pods", "panic")}
         self.counts = {name: np.zeros(count, np.int64) for name in ("actions", "cold")}
+        self.history: dict[str, list[np.ndarray]] | None = {"pods": [], "ready": []} if history else None
 
     def add(self, cfg: KpaSettings, trace: _Trace, demand: np.ndarray, skip: int) -> None:
         capacity = trace.ready[skip:] * cfg.capacity_per_replica
@@ -249,8 +253,12 @@ class _Totals:
         self.sums["panic"] += trace.panicking[skip:].sum(axis=0)
         self.counts["actions"] += trace.changed[skip:].sum(axis=0)
         self.counts["cold"] += trace.created[skip:].sum(axis=0)
+        if self.history is not None:
+            self.history["pods"].append(trace.pods[skip:])
+            self.history["ready"].append(trace.ready[skip:])
 
     def outcome(self, seconds: float, tick: float) -> KpaOutcome:
+        kept = {name: np.concatenate(parts) if parts else None for name, parts in (self.history or {}).items()}
         return KpaOutcome(
             seconds=seconds,
             under_provisioned_seconds=self.sums["under"] * tick,
@@ -260,6 +268,8 @@ class _Totals:
             scaling_actions=self.counts["actions"],
             cold_starts=self.counts["cold"],
             panic_seconds=self.sums["panic"] * tick,
+            pods=kept.get("pods"),
+            ready=kept.get("ready"),
         )
 
 

@@ -65,6 +65,12 @@ def main() -> int:
     ap.add_argument("--series", type=int, default=None, help="only the first N VMs (not comparable)")
     ap.add_argument("--rps-per-cpu", type=float, default=4.0, help="requests/s per CPU percent")
     ap.add_argument("--target-per-replica", type=float, default=10.0)
+    ap.add_argument(
+        "--floor-per-replica",
+        type=float,
+        default=None,
+        help="the decider's target_per_replica (default: the KPA's target); the KPA's capacity is target / 0.7",
+    )
     ap.add_argument("--cold-start-seconds", type=float, default=30.0)
     ap.add_argument("--interpolation", choices=["linear", "hold"], default="hold")
     ap.add_argument("--horizon", type=int, default=2)
@@ -79,7 +85,7 @@ def main() -> int:
         print(f"benchmark data not found at {TRACE}", file=sys.stderr)
         return 2
     policy = KnativeScalingPolicy(
-        target_per_replica=args.target_per_replica,
+        target_per_replica=args.floor_per_replica or args.target_per_replica,
         quantile=args.quantile,
         min_scale=1,
         max_scale=50,
