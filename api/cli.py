@@ -253,6 +253,12 @@ def replay(
     cold_start_seconds: Annotated[float, typer.Option(min=0.0, help="Seconds before a new pod serves")] = 30.0,
     horizon: Annotated[int, typer.Option(min=1, help="Steps forecast at each sample")] = 12,
     quantile: Annotated[float, typer.Option(help="Upper quantile of the forecast the floor covers")] = 0.95,
+    scale_down_per_hour: Annotated[
+        int | None, typer.Option(min=0, help="Floor lowered by at most this per hour (default: the policy's)")
+    ] = None,
+    scale_down_delay_minutes: Annotated[
+        float | None, typer.Option(min=0.0, help="No lowering sooner after a change (default: the policy's)")
+    ] = None,
     warmup_days: Annotated[float, typer.Option(min=0.0, help="Days learnt first and not reported")] = 7.0,
     min_scale: Annotated[int, typer.Option(min=0, help="Static min-scale of both arms")] = 1,
     max_scale: Annotated[int, typer.Option(min=1, help="Max-scale of both arms")] = 50,
@@ -274,12 +280,17 @@ def replay(
     from intelligence.settings import KnativeScalingPolicy
 
     try:
+        pacing: dict[str, Any] = {
+            "scale_down_per_hour": scale_down_per_hour,
+            "scale_down_delay_minutes": scale_down_delay_minutes,
+        }
         policy = KnativeScalingPolicy(
             target_per_replica=target_per_replica,
             quantile=quantile,
             cold_start_seconds=cold_start_seconds,
             min_scale=min_scale,
             max_scale=max_scale,
+            **{k: v for k, v in pacing.items() if v is not None},
         )
         kpa = KpaSettings(
             target_per_replica=target_per_replica,
