@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,171 +12,25 @@ from intelligence.adapters.base import ClusterScore, PermanentError, TemporaryEr
 from intelligence.adapters.metakernel import KubeMetaKernel
 from intelligence.clock import ManualClock
 from intelligence.settings import KnativeScalePath, KubernetesSettings
-from tests.fakekube import FakeKube, running_fake_kubes, write_kubeconfig
+from tests.fakekube import FakeKube, write_kubeconfig
+from tests.fakekube.objects import (
+    LABEL,
+    MAX,
+    MIN,
+    OCM,
+    PA,
+    SERVING,
+    WORK,
+    deployment,
+    knative_service,
+    managed_cluster,
+    manifest_work,
+    pod_autoscaler,
+    revision,
+    shop,
+)
 
 pytestmark = pytest.mark.integration
-
-SERVING = "serving.knative.dev/v1"
-PA = "autoscaling.internal.knative.dev/v1alpha1"
-OCM = "cluster.open-cluster-management.io"
-WORK = "work.open-cluster-management.io/v1"
-MIN = "autoscaling.knative.dev/min-scale"
-MAX = "autoscaling.knative.dev/max-scale"
-LABEL = "apps.icos.eu/workload"
-
-
-# -- objects shaped as the real APIs define them -------------------------------------------------------
-
-
-def knative_service(name: str, traffic: list[tuple[str, int]], latest: str | None = None) -> dict[str, Any]:
-    latest = latest or (traffic[-1][0] if traffic else None)
-    return {
-        "apiVersion": SERVING,
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": "shop"},
-        "spec": {
-            "template": {
-                "metadata": {"annotations": {"autoscaling.knative.dev/target": "100"}},
-                "spec": {"containers": [{"image": "ghcr.io/icos/shop:1"}]},
-            },
-            "traffic": [{"latestRevision": True, "percent": 100}],
-        },
-        "status": {
-            "observedGeneration": 1,
-            "latestCreatedRevisionName": latest,
-            "latestReadyRevisionName": latest,
-            "traffic": [
-                {"revisionName": rev, "percent": percent, "latestRevision": rev == latest} for rev, percent in traffic
-            ],
-            "conditions": [{"type": "Ready", "status": "True"}],
-        },
-    }
-
-
-def revision(name: str, service: str) -> dict[str, Any]:
-    return {
-        "apiVersion": SERVING,
-        "kind": "Revision",
-        "metadata": {
-            "name": name,
-            "namespace": "shop",
-            "labels": {"serving.knative.dev/service": service, "serving.knative.dev/configuration": service},
-            "annotations": {"autoscaling.knative.dev/target": "100"},
-        },
-        "spec": {"containers": [{"image": "ghcr.io/icos/shop:1"}], "containerConcurrency": 0},
-        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
-    }
-
-
-def pod_autoscaler(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": PA,
-        "kind": "PodAutoscaler",
-        "metadata": {
-            "name": name,
-            "namespace": "shop",
-            "annotations": {"autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev"},
-            "labels": {"serving.knative.dev/revision": name},
-        },
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{name}-deployment"},
-            "protocolType": "http1",
-            "reachability": "Reachable",
-        },
-        "status": {"desiredScale": 1, "actualScale": 1},
-    }
-
-
-def shop(fake: FakeKube, traffic: list[tuple[str, int]], name: str = "checkout") -> None:
-    fake.seed(knative_service(name, traffic))
-    for rev, _ in traffic:
-        fake.seed(revision(rev, name), pod_autoscaler(rev))
-
-
-def deployment(name: str, replicas: int) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "shop", "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": name, "image": "nginx"}]}},
-        },
-        "status": {"replicas": replicas, "readyReplicas": replicas},
-    }
-
-
-def managed_cluster(name: str, taints: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"hubAcceptsClient": True, "leaseDurationSeconds": 60}
-    if taints is not None:
-        spec["taints"] = taints
-    return {
-        "apiVersion": f"{OCM}/v1",
-        "kind": "ManagedCluster",
-        "metadata": {"name": name, "labels": {"name": name}},
-        "spec": spec,
-    }
-
-
-def manifest_work(cluster: str, name: str = "shop-checkout") -> dict[str, Any]:
-    return {
-        "apiVersion": WORK,
-        "kind": "ManifestWork",
-        "metadata": {
-            "name": name,
-            "namespace": cluster,
-            "labels": {LABEL: "shop.checkout"},
-            "annotations": {"icos.eu/owner": "shop"},
-        },
-        "spec": {
-            "workload": {
-                "manifests": [
-                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
-                    deployment("checkout", 2) | {"status": {}},
-                ]
-            },
-            "deleteOption": {"propagationPolicy": "Foreground"},
-        },
-        "status": {"conditions": [{"type": "Applied", "status": "True"}]},
-    }
-
-
-# -- fixtures ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fakes() -> Iterator[dict[str, FakeKube]]:
-    """``hub`` (OCM) and the member clusters ``edge-a``, ``edge-b``."""
-    with running_fake_kubes("hub", "edge-a", "edge-b") as running:
-        running["hub"].seed(managed_cluster("edge-a"), managed_cluster("edge-b"))
-        yield running
-
-
-@pytest.fixture
-def kube_settings(fakes: dict[str, FakeKube], tmp_path: Path) -> KubernetesSettings:
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", fakes)
-    return KubernetesSettings(
-        kubeconfig=kubeconfig,
-        hub_context="hub",
-        cluster_contexts={"edge-a": "edge-a", "edge-b": "edge-b"},
-        retries=3,
-        backoff_seconds=0.5,
-    )
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    """What the retries slept (the kernel's ``sleep`` appends here instead of waiting)."""
-    return []
-
-
-@pytest.fixture
-def kernel(kube_settings: KubernetesSettings, sleeps: list[float], clock: ManualClock) -> Iterator[KubeMetaKernel]:
-    meta_kernel = KubeMetaKernel(kube_settings, sleep=sleeps.append, clock=clock)
-    yield meta_kernel
-    meta_kernel.close()
 
 
 def annotations(fake: FakeKube, api_version: str, kind: str, name: str) -> dict[str, str]:
