@@ -272,9 +272,7 @@ class Actuator:
         assert self.kernel is not None
         t = rec.target
         if "min_scale" in params:
-            return self.kernel.read_knative_scale(t.cluster, t.namespace, t.name).get("min_scale") == int(
-                params["min_scale"]
-            )
+            return self.kernel.knative_scale_in_force(t.cluster, t.namespace, t.name, int(params["min_scale"]))
         if "replicas" in params:
             return self.kernel.read_deployment_replicas(t.cluster, t.namespace, t.name) == int(params["replicas"])
         if rec.kind is ActionKind.REALLOCATION:

@@ -119,6 +119,22 @@ class KnativeScaler:
             "max_scale": _sum([_bound(annotations, MAX_SCALE) for annotations in found]),
         }
 
+    def in_force(self, namespace: str, service: str, min_scale: int | None, max_scale: int | None) -> bool:
+        """Whether exactly these bounds are in force (per serving Revision, split by traffic as :meth:`set` does).
+
+        Sums cannot answer this: 3 split 60/40 is written as 2 + 2.
+        """
+        if self._path is KnativeScalePath.SERVICE_TEMPLATE:
+            template = (self._service(namespace, service).get("spec") or {}).get("template") or {}
+            wanted = desired_annotations(min_scale, max_scale)
+            return all(annotations_of(template).get(k) == v for k, v in wanted.items())
+        for revision, percent in self._revisions(namespace, service).items():
+            wanted = desired_annotations(min_scale, max_scale, percent)
+            found = annotations_of(self._read(AUTOSCALING, "podautoscalers", "PodAutoscaler", namespace, revision))
+            if any(found.get(k) != v for k, v in wanted.items()):
+                return False
+        return True
+
     # -- writes ---------------------------------------------------------------------------------------
 
     def set(self, namespace: str, service: str, min_scale: int | None, max_scale: int | None) -> Applied:

@@ -53,6 +53,11 @@ class KubeMetaKernel:
     def read_knative_scale(self, cluster: str, namespace: str, service: str) -> Mapping[str, int | None]:
         return self._knative(cluster).read(namespace, service)
 
+    def knative_scale_in_force(
+        self, cluster: str, namespace: str, service: str, min_scale: int | None, max_scale: int | None = None
+    ) -> bool:
+        return self._knative(cluster).in_force(namespace, service, min_scale, max_scale)
+
     def scale_deployment(self, cluster: str, namespace: str, name: str, replicas: int) -> Applied:
         return DeploymentScaler(self._member(cluster)).scale(namespace, name, replicas)
 

@@ -46,6 +46,11 @@ class MemoryKernel:
     def read_knative_scale(self, cluster: str, namespace: str, service: str) -> Mapping[str, int | None]:
         return {"min_scale": self.min_scale.get((cluster, namespace, service), 1), "max_scale": None}
 
+    def knative_scale_in_force(
+        self, cluster: str, namespace: str, service: str, min_scale: int | None, max_scale: int | None = None
+    ) -> bool:
+        return self.min_scale.get((cluster, namespace, service), 1) == min_scale
+
     def scale_deployment(self, cluster: str, namespace: str, name: str, replicas: int) -> Applied:
         self._write(f"replicas {cluster}/{namespace}/{name}", replicas)
         self.replicas[(cluster, namespace, name)] = replicas

@@ -461,3 +461,13 @@ def test_a_placement_is_pinned_to_one_cluster(fakes: dict[str, FakeKube], kernel
     assert placement["spec"]["clusterSets"] == ["edge"]
     assert (applied.changed, again.changed) == (True, False)
     assert len(hub.writes()) == 1
+
+
+def test_in_force_compares_each_revision_share_not_the_sum(fakes: dict[str, FakeKube], kernel: KubeMetaKernel) -> None:
+    edge = fakes["edge-a"]
+    shop(edge, [("checkout-00001", 60), ("checkout-00002", 40)])
+    assert not kernel.knative_scale_in_force("edge-a", "shop", "checkout", 3)
+    kernel.set_knative_scale("edge-a", "shop", "checkout", min_scale=3)
+    assert kernel.read_knative_scale("edge-a", "shop", "checkout")["min_scale"] == 4  # 2 + 2
+    assert kernel.knative_scale_in_force("edge-a", "shop", "checkout", 3)
+    assert not kernel.knative_scale_in_force("edge-a", "shop", "checkout", 4)
