@@ -15,12 +15,14 @@ MAX = "autoscaling.knative.dev/max-scale"
 LABEL = "apps.icos.eu/workload"
 
 
-def knative_service(name: str, traffic: list[tuple[str, int]], latest: str | None = None) -> dict[str, Any]:
+def knative_service(
+    name: str, traffic: list[tuple[str, int]], latest: str | None = None, namespace: str = "shop"
+) -> dict[str, Any]:
     latest = latest or (traffic[-1][0] if traffic else None)
     return {
         "apiVersion": SERVING,
         "kind": "Service",
-        "metadata": {"name": name, "namespace": "shop"},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "template": {
                 "metadata": {"annotations": {"autoscaling.knative.dev/target": "100"}},
@@ -40,13 +42,13 @@ def knative_service(name: str, traffic: list[tuple[str, int]], latest: str | Non
     }
 
 
-def revision(name: str, service: str) -> dict[str, Any]:
+def revision(name: str, service: str, namespace: str = "shop") -> dict[str, Any]:
     return {
         "apiVersion": SERVING,
         "kind": "Revision",
         "metadata": {
             "name": name,
-            "namespace": "shop",
+            "namespace": namespace,
             "labels": {"serving.knative.dev/service": service, "serving.knative.dev/configuration": service},
             "annotations": {"autoscaling.knative.dev/target": "100"},
         },
@@ -55,13 +57,13 @@ def revision(name: str, service: str) -> dict[str, Any]:
     }
 
 
-def pod_autoscaler(name: str) -> dict[str, Any]:
+def pod_autoscaler(name: str, namespace: str = "shop") -> dict[str, Any]:
     return {
         "apiVersion": PA,
         "kind": "PodAutoscaler",
         "metadata": {
             "name": name,
-            "namespace": "shop",
+            "namespace": namespace,
             "annotations": {"autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev"},
             "labels": {"serving.knative.dev/revision": name},
         },
@@ -74,18 +76,19 @@ def pod_autoscaler(name: str) -> dict[str, Any]:
     }
 
 
-def shop(fake: FakeKube, traffic: list[tuple[str, int]], name: str = "checkout") -> None:
-    fake.seed(knative_service(name, traffic))
+def shop(fake: FakeKube, traffic: list[tuple[str, int]], name: str = "checkout", namespace: str = "shop") -> None:
+    """A Knative Service with its serving Revisions and their PodAutoscalers."""
+    fake.seed(knative_service(name, traffic, namespace=namespace))
     for rev, _ in traffic:
-        fake.seed(revision(rev, name), pod_autoscaler(rev))
+        fake.seed(revision(rev, name, namespace), pod_autoscaler(rev, namespace))
 
 
-def deployment(name: str, replicas: int) -> dict[str, Any]:
+def deployment(name: str, replicas: int, namespace: str = "shop") -> dict[str, Any]:
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "shop", "labels": labels},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
@@ -107,21 +110,24 @@ def managed_cluster(name: str, taints: list[dict[str, Any]] | None = None) -> di
     }
 
 
-def manifest_work(cluster: str, name: str = "shop-checkout") -> dict[str, Any]:
+def manifest_work(
+    cluster: str, name: str = "shop-checkout", workload: tuple[str, str] = ("shop", "checkout")
+) -> dict[str, Any]:
+    namespace, workload_name = workload
     return {
         "apiVersion": WORK,
         "kind": "ManifestWork",
         "metadata": {
             "name": name,
             "namespace": cluster,
-            "labels": {LABEL: "shop.checkout"},
-            "annotations": {"icos.eu/owner": "shop"},
+            "labels": {LABEL: f"{namespace}.{workload_name}"},
+            "annotations": {"icos.eu/owner": namespace},
         },
         "spec": {
             "workload": {
                 "manifests": [
-                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
-                    deployment("checkout", 2) | {"status": {}},
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                    deployment(workload_name, 2, namespace) | {"status": {}},
                 ]
             },
             "deleteOption": {"propagationPolicy": "Foreground"},

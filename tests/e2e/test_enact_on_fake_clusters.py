@@ -1,0 +1,104 @@
+"""The embedded default in enact mode, acting through the real adapters on fake clusters (an OCM hub and three members).
+
+The simulated continuum's workloads exist as Knative Services (and one plain Deployment) on fake member clusters, and
+as ManifestWorks on the fake hub; the service is configured as an operator would, with a kubeconfig.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from collectors.simulated import CLUSTERS, WORKLOADS
+from intelligence.clock import ManualClock
+from intelligence.ledger import ActionState
+from intelligence.service import Service, build_service
+from intelligence.settings import load_settings
+from tests.fakekube import FakeKube, running_fake_kubes, write_kubeconfig
+from tests.fakekube.objects import LABEL, MIN, PA, SERVING, WORK, deployment, managed_cluster, manifest_work, shop
+
+pytestmark = pytest.mark.e2e
+
+START = datetime(2026, 1, 1, 5, 30, tzinfo=UTC).timestamp()
+MEMBERS = [c.name for c in CLUSTERS]
+
+
+@pytest.fixture
+def continuum() -> Iterator[dict[str, FakeKube]]:
+    with running_fake_kubes("hub", *MEMBERS) as fakes:
+        hub = fakes["hub"]
+        hub.seed(*(managed_cluster(name) for name in MEMBERS))
+        for w in WORKLOADS:
+            hub.seed(manifest_work(w.cluster, f"{w.namespace}-{w.name}", (w.namespace, w.name)))
+            if w.knative:
+                shop(fakes[w.cluster], [(f"{w.name}-00001", 100)], w.name, w.namespace)
+            else:
+                fakes[w.cluster].seed(deployment(w.name, 1, w.namespace))
+        yield fakes
+
+
+@pytest.fixture
+def service(continuum: dict[str, FakeKube], tmp_path: Path) -> Iterator[tuple[Service, ManualClock]]:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", continuum)
+    settings = load_settings(
+        None,
+        **{
+            "storage.state_dir": str(tmp_path / "state"),
+            "mlflow.enabled": False,
+            "policy.mode": "enact",
+            "policy.overrides": [{"namespace": "analytics", "kind": "deployment"}],
+            "kubernetes.kubeconfig": str(kubeconfig),
+            "kubernetes.hub_context": "hub",
+            "kubernetes.cluster_contexts": {name: name for name in MEMBERS},
+        },
+    )
+    clock = ManualClock(START)
+    svc = build_service(settings, clock=clock)
+    yield svc, clock
+    svc.stop()
+
+
+def drive(svc: Service, clock: ManualClock, steps: int) -> None:
+    for _ in range(steps):
+        svc.engine.step(clock.now())
+        clock.advance(svc.settings.simulation.step_seconds)
+
+
+def test_floors_moves_and_scores_are_enacted_on_the_clusters(service, continuum):
+    svc, clock = service
+    drive(svc, clock, 60)
+    actions = svc.engine.actuator.ledger.find()
+    assert actions, "nothing was enacted in 5 simulated hours"
+    assert {a.state for a in actions} == {ActionState.ENACTED}
+    floors = [a for a in actions if "min_scale" in a.params]
+    assert floors
+    for a in floors:
+        cluster, namespace, name = a.target.split("/")
+        pa = continuum[cluster].get(PA, "PodAutoscaler", namespace, f"{name}-00001")
+        assert pa is not None
+        assert int(pa["metadata"]["annotations"][MIN]) >= 1
+    for cluster in MEMBERS:  # min-scale went on the PodAutoscalers: no Service edit, no new Revision
+        assert continuum[cluster].requests_matching("PATCH", "/services/") == []
+        assert all(r["metadata"]["name"].endswith("-00001") for r in continuum[cluster].list(SERVING, "Revision", None))
+    moves = [a for a in actions if a.kind == "reallocation"]
+    assert moves, "the saturating edge cluster was not relieved"
+    hub = continuum["hub"]
+    for a in moves:
+        _, namespace, name = a.target.split("/")
+        label = f"{namespace}.{name}"
+        works = [w for w in hub.list(WORK, "ManifestWork", None) if w["metadata"]["labels"][LABEL] == label]
+        assert [w["metadata"]["namespace"] for w in works] == [a.params["cluster"]]
+    scores = hub.list("cluster.open-cluster-management.io/v1alpha1", "AddOnPlacementScore", None)
+    assert sorted(s["metadata"]["namespace"] for s in scores) == sorted(MEMBERS)
+    assert all(s["status"]["validUntil"] for s in scores)
+    budget = svc.settings.policy.envelope.budget_actions
+    assert len(actions) <= budget * 6  # at most one budget per hour, 5 simulated hours
+
+
+def test_the_kill_switch_stops_everything_including_scores(service, continuum):
+    svc, clock = service
+    svc.engine.actuator.set_kill_switch(True, "maintenance", datetime.fromtimestamp(START, UTC))
+    drive(svc, clock, 40)
+    assert svc.engine.actuator.ledger.find() == []
+    assert all(fake.writes() == [] for fake in continuum.values())
