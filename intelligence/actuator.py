@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4  # temporary failures of one action before it is given up
 RETRY_AFTER = timedelta(seconds=30)  # first retry; doubles
+DRAIN_TAINT = "icos.eu/drain"  # ManagedCluster taint key set by a drain
 
 
 @dataclass
@@ -198,6 +199,25 @@ class Actuator:
         self.ledger.set_switch(on, reason, now)
         self.store.audit("kill-switch-on" if on else "kill-switch-off", now, {"reason": reason})
         log.warning("kill switch %s: %s", "ON, nothing will be enacted" if on else "off", reason or "(no reason)")
+
+    def drain(self, cluster: str, now: datetime, by: str, effect: str = "NoSelect", reason: str = "") -> Applied:
+        """Taint a ManagedCluster so that OCM Placements stop selecting it (an operator's decision, audited).
+
+        Raises PermissionError when nothing may be enacted (no adapters, or the kill switch is on).
+        """
+        if self.kernel is None:
+            raise PermissionError("the Kubernetes adapters are not set up (no workload is in approve or enact mode)")
+        killed, why = self.killed()
+        if killed:
+            raise PermissionError(f"not drained: {why}")
+        applied = self.kernel.taint_cluster(cluster, DRAIN_TAINT, by, effect)
+        self.store.audit(
+            "drained",
+            now,
+            {"cluster": cluster, "effect": effect, "by": by, "reason": reason, "changed": applied.changed},
+        )
+        log.warning("cluster %s drained (%s) by %s: %s", cluster, effect, by, reason or "(no reason)")
+        return applied
 
     # -- enacting ------------------------------------------------------------------------------------
 

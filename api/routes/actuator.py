@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from api.deps import Authenticated, ServiceDep
+from intelligence.adapters.base import AdapterError
 
 router = APIRouter(prefix="/v1/actuator", tags=["actuator"])
 
@@ -16,6 +17,18 @@ router = APIRouter(prefix="/v1/actuator", tags=["actuator"])
 class KillSwitchIn(BaseModel):
     on: bool
     reason: str = Field(default="", max_length=1000)
+
+
+class DrainIn(BaseModel):
+    effect: Literal["NoSelect", "PreferNoSelect"] = "NoSelect"
+    by: str = Field(default="api", max_length=200)
+    reason: str = Field(default="", max_length=1000)
+
+
+class DrainOut(BaseModel):
+    cluster: str
+    object: str
+    changed: bool = Field(description="False when the taint was already there")
 
 
 class ActuatorOut(BaseModel):
@@ -83,6 +96,30 @@ def kill_switch(service: ServiceDep, body: KillSwitchIn) -> ActuatorOut:
     now = datetime.fromtimestamp(service.clock.now(), UTC)
     service.engine.actuator.set_kill_switch(body.on, body.reason, now)
     return _state(service)
+
+
+@router.post(
+    "/clusters/{cluster}/drain",
+    response_model=DrainOut,
+    dependencies=[Authenticated],
+    summary="Taint a ManagedCluster (icos.eu/drain) so that OCM Placements stop selecting it",
+    responses={
+        409: {"description": "Adapters not set up, or the kill switch is on"},
+        404: {"description": "No such ManagedCluster"},
+        502: {"description": "The hub refused or failed"},
+    },
+)
+def drain(service: ServiceDep, cluster: str, body: DrainIn | None = None) -> DrainOut:
+    body = body or DrainIn()
+    now = datetime.fromtimestamp(service.clock.now(), UTC)
+    try:
+        applied = service.engine.actuator.drain(cluster, now, body.by, body.effect, body.reason)
+    except PermissionError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except AdapterError as exc:
+        code = status.HTTP_404_NOT_FOUND if exc.status == 404 else status.HTTP_502_BAD_GATEWAY
+        raise HTTPException(code, str(exc)) from exc
+    return DrainOut(cluster=cluster, object=applied.obj, changed=applied.changed)
 
 
 @router.get("/actions", response_model=list[ActionOut], summary="Enacted, pending and failed actions, newest first")

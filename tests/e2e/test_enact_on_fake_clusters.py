@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
 from collectors.simulated import CLUSTERS, WORKLOADS
 from intelligence.clock import ManualClock
 from intelligence.ledger import ActionState
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.e2e
 
 START = datetime(2026, 1, 1, 5, 30, tzinfo=UTC).timestamp()
 MEMBERS = [c.name for c in CLUSTERS]
+TOKEN = "operator-token"
 
 
 @pytest.fixture
@@ -41,11 +44,13 @@ def continuum() -> Iterator[dict[str, FakeKube]]:
 @pytest.fixture
 def service(continuum: dict[str, FakeKube], tmp_path: Path) -> Iterator[tuple[Service, ManualClock]]:
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", continuum)
+    (tmp_path / "token").write_text(TOKEN)
     settings = load_settings(
         None,
         **{
             "storage.state_dir": str(tmp_path / "state"),
             "mlflow.enabled": False,
+            "api.token_file": str(tmp_path / "token"),
             "policy.mode": "enact",
             "policy.overrides": [{"namespace": "analytics", "kind": "deployment"}],
             "kubernetes.kubeconfig": str(kubeconfig),
@@ -102,3 +107,21 @@ def test_the_kill_switch_stops_everything_including_scores(service, continuum):
     drive(svc, clock, 40)
     assert svc.engine.actuator.ledger.find() == []
     assert all(fake.writes() == [] for fake in continuum.values())
+
+
+def test_an_operator_drains_a_cluster_through_the_api(service, continuum):
+    svc, _ = service
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(create_app(svc.settings, service=svc)) as client:
+        assert client.post("/v1/actuator/clusters/edge-1/drain").status_code == 401
+        body = {"effect": "NoSelect", "by": "alice", "reason": "hardware fault"}
+        drained = client.post("/v1/actuator/clusters/edge-1/drain", json=body, headers=auth)
+        assert drained.status_code == 200
+        assert drained.json()["changed"] is True
+        again = client.post("/v1/actuator/clusters/edge-1/drain", json=body, headers=auth)
+        assert again.json()["changed"] is False
+        assert client.post("/v1/actuator/clusters/nowhere/drain", headers=auth).status_code == 404
+    cluster = continuum["hub"].get("cluster.open-cluster-management.io/v1", "ManagedCluster", None, "edge-1")
+    assert [(t["key"], t["value"], t["effect"]) for t in cluster["spec"]["taints"]] == [
+        ("icos.eu/drain", "alice", "NoSelect")
+    ]
