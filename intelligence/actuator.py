@@ -91,15 +91,20 @@ class Actuator:
     # -- state ---------------------------------------------------------------------------------------
 
     def _restore_floors(self) -> None:
+        """Floors in force after a restart: enacted values (as the envelope let them through), else recommended."""
         enacted = self.store.find(status=RecommendationStatus.ENACTED, limit=10_000)
         open_ = self.store.find(status=RecommendationStatus.OPEN, limit=10_000)
         for stored in sorted([*enacted, *open_], key=lambda s: s.id):
             rec, value = stored.recommendation, _value(stored.recommendation)
             if value is None:
                 continue
-            mode = self.book.for_workload(rec.target).mode
-            if stored.status is RecommendationStatus.ENACTED or mode is not Mode.ENACT:
-                self.floors[rec.target] = FloorState(value, rec.created_at)
+            if stored.status is RecommendationStatus.ENACTED:
+                action = self.ledger.for_recommendation(stored.id)
+                if action is not None and action.params:
+                    value = int(next(iter(action.params.values())))
+            elif self.book.for_workload(rec.target).mode is Mode.ENACT:
+                continue  # recommended but not enacted: not in force
+            self.floors[rec.target] = FloorState(value, rec.created_at)
 
     def killed(self) -> tuple[bool, str]:
         """The kill switch: the file named in the envelope, or the switch set through the API."""

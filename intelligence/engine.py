@@ -146,6 +146,10 @@ class Engine:
         anomalous = anomalous_clusters(
             ((a.key.workload, a.score) for a in self.anomalies.latest(signal=resched.signal)), resched.anomaly_score
         )
+        if self.shard_count > 1:
+            # A replica sees only its shard's workloads: cluster loads would be partial, and a destination's
+            # headroom over-stated. Moves and placement scores need every shard's forecasts (not yet).
+            return DecisionInputs(scaling, [], self.actuator.floors)
         names = sorted(set(self.clusters) | set(health))
         clusters = []
         for name in names:

@@ -113,6 +113,8 @@ def test_envelope_limits_the_step_and_refuses_cooldown_and_reversal(store):
     actuator = Actuator(store, policies(max_step=3, cooldown_minutes=10, reversal_minutes=60), TTL, kernel)
     actuator.handle([decision(20)], NOW)
     assert kernel.min_scale[("edge-1", "iot", "ingest")] == 4  # 1 + at most 3
+    restarted = Actuator(store, policies(max_step=3), TTL, kernel)
+    assert restarted.floors[INGEST].min_scale == 4  # what is in force, not the 20 asked for
     refused = actuator.handle([decision(8, at=NOW + timedelta(minutes=5))], NOW + timedelta(minutes=5))
     assert refused.refused == 1  # cooldown
     assert kernel.min_scale[("edge-1", "iot", "ingest")] == 4
