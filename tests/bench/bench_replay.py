@@ -12,7 +12,9 @@ from 2017-01-01 00:00 UTC, 5 minutes apart. Seven days warm the models up; the r
 
 Target (the issue): under-provisioned time at least 50% below the reactive baseline, with
 at most 10% more replica-hours. The policy values below are the same for every VM and
-are printed with the result.
+are printed with the result. Defaults were tuned on the first 10 VMs, then run on all 50:
+measured -51% under-provisioned time for +13% replica-hours (the cost half is not met:
+spiky VMs pay for wide bands that still miss their spikes; see the replay's report).
 """
 
 from __future__ import annotations
@@ -74,9 +76,9 @@ def main() -> int:
     ap.add_argument("--cold-start-seconds", type=float, default=30.0)
     ap.add_argument("--interpolation", choices=["linear", "hold"], default="hold")
     ap.add_argument("--horizon", type=int, default=2)
-    ap.add_argument("--quantile", type=float, default=0.95)
+    ap.add_argument("--quantile", type=float, default=0.7)
     ap.add_argument("--scale-down-per-hour", type=int, default=120)
-    ap.add_argument("--scale-down-delay-minutes", type=float, default=5.0)
+    ap.add_argument("--scale-down-delay-minutes", type=float, default=0.0)
     ap.add_argument("--max-relative-band", type=float, default=3.0)
     ap.add_argument("--max-step-up", type=int, default=50)
     ap.add_argument("--json", type=Path, default=Path("bench-results/replay.json"))
