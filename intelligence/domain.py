@@ -125,6 +125,8 @@ class Forecast:
 
     ``point[k]`` forecasts ``origin + (k + 1) * step_seconds``; ``quantiles``
     maps a probability (e.g. 0.05, 0.95) to a tuple as long as ``point``.
+    ``surge`` (empty when the model has none) is what to provision for: the point plus
+    the sudden rises recently seen at that time of day. Not a calibrated quantile.
     """
 
     key: SeriesKey
@@ -133,8 +135,11 @@ class Forecast:
     point: tuple[float, ...]
     quantiles: Mapping[float, tuple[float, ...]] = field(default_factory=dict)
     model: str = ""
+    surge: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.surge and len(self.surge) != len(self.point):
+            raise ValueError(f"surge of {self.key} has {len(self.surge)} steps, point has {len(self.point)}")
         for q, values in self.quantiles.items():
             if not 0.0 < q < 1.0:
                 raise ValueError(f"quantile {q} of {self.key} is outside (0, 1)")

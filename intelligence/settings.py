@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -237,13 +237,16 @@ class KnativeScalingPolicy(_Group):
     signal: str = "requests"
     target_per_replica: float = Field(default=10.0, gt=0.0)  # requests/s one replica serves at target
     quantile: float = Field(default=0.95, gt=0.5, lt=1.0)  # upper quantile of the forecast used
+    provision_for: Literal["surge", "quantile"] = "surge"  # the forecast's surge when it has one, else the quantile
     min_scale: int = Field(default=1, ge=0)
     max_scale: int = Field(default=50, ge=1)
     cold_start_seconds: float = Field(default=30.0, ge=0.0)  # lead time a new replica needs
     max_step_up: int = Field(default=10, ge=1)  # most replicas added by one recommendation
-    scale_down_per_hour: int = Field(default=2, ge=0)  # "predict up, react down"
-    scale_down_delay_minutes: float = Field(default=60.0, ge=0.0)  # no lowering sooner after any change
-    max_relative_band: float = Field(default=1.5, gt=0.0)  # band wider than this x point: too uncertain
+    # "predict up, react down": lowering the floor removes no pod by itself, the autoscaler's stable window
+    # paces the way down; these slow the floor further (measured costly on bursty load: README, replay)
+    scale_down_per_hour: int = Field(default=600, ge=0)
+    scale_down_delay_minutes: float = Field(default=0.0, ge=0.0)  # no lowering sooner after any change
+    max_relative_band: float = Field(default=10.0, gt=0.0)  # band wider than this x point: too uncertain
 
     @model_validator(mode="after")
     def _bounds(self) -> KnativeScalingPolicy:

@@ -50,6 +50,7 @@ class ForecastRows:
     banded: np.ndarray  # [series] bool: the band is known
     tail: float
     model: str
+    surge: np.ndarray | None = None  # [series, horizon]: what to provision for (see SeasonalAR.surge_many)
 
     def row(self, i: int) -> Forecast:
         quantiles = {}
@@ -58,8 +59,17 @@ class ForecastRows:
                 self.tail: tuple(self.lower[i].tolist()),
                 round(1.0 - self.tail, 6): tuple(self.upper[i].tolist()),
             }
+        surge = ()
+        if self.surge is not None and np.isfinite(self.surge[i]).all():
+            surge = tuple(self.surge[i].tolist())
         return Forecast(
-            self.keys[i], float(self.origin[i]), self.step_seconds, tuple(self.point[i].tolist()), quantiles, self.model
+            self.keys[i],
+            float(self.origin[i]),
+            self.step_seconds,
+            tuple(self.point[i].tolist()),
+            quantiles,
+            self.model,
+            surge,
         )
 
 
@@ -317,7 +327,9 @@ class Fleet:
         banded = np.isfinite(lower).all(axis=1) & np.isfinite(upper).all(axis=1)
         tail = round((1.0 - interval) / 2.0, 6)
         origin = self.stats["last_t"][slots]
-        return ForecastRows(known, origin, step_seconds, point, lower, upper, banded, tail, self.forecaster_kind)
+        surge_many = getattr(self.forecaster, "surge_many", None)
+        surge = surge_many(slots, horizon) if surge_many is not None else None
+        return ForecastRows(known, origin, step_seconds, point, lower, upper, banded, tail, self.forecaster_kind, surge)
 
     def latest_timestamp(self) -> float:
         used = np.array(list(self.slots.values()), dtype=np.int64)

@@ -13,6 +13,12 @@ between similar series):
 - multi-step forecasts iterate the recursion; the 90% band is tracked online per step
   ahead (stochastic quantile tracking of the normalised errors of this model's own past
   forecasts: no error ring);
+- surges: per time of day (``surge_bins`` bins, 5 minutes by default) an exponentially
+  weighted mean of the rises above the one-step forecast (in the series' units, so not
+  copied at a cold start), so ``surge_many`` can say "point plus
+  the surge usually seen at this time of day" (``surge_z`` of them). That is not the
+  calibrated band (it is wide exactly where recent days had sudden rises, at the times
+  they had them): the Knative floor provisions for it, ahead of cold starts;
 - drift: least squares with forgetting and bands in units of the running spread adapt
   to a new normal by themselves; a Page-Hinkley test on the normalised one-step errors
   detects drift that outpaces them, counts it (``drifts``, reported by the bank) and
@@ -62,6 +68,9 @@ class SeasonalAR(Slotted, Params):
         drift_threshold: float = 50.0,
         drift_relearn: float = 0.0,
         max_change: float = 5.0,
+        surge_bins: int = 288,
+        surge_rate: float = 0.05,
+        surge_z: float = 2.25,
     ) -> None:
         self.step_seconds = step_seconds
         self.horizon = horizon
@@ -78,6 +87,9 @@ class SeasonalAR(Slotted, Params):
         self.drift_threshold = drift_threshold
         self.drift_relearn = drift_relearn
         self.max_change = max_change
+        self.surge_bins = surge_bins
+        self.surge_rate = surge_rate  # per day: the weight of today's surge at a time of day
+        self.surge_z = surge_z
 
     # -- state -----------------------------------------------------------------
     @property
@@ -108,6 +120,9 @@ class SeasonalAR(Slotted, Params):
             "ph_sum": FieldSpec((), f8, 0.0),
             "ph_min": FieldSpec((), f8, 0.0),
             "drifts": FieldSpec((), np.int64, 0),
+            "surge": FieldSpec(
+                (self.surge_bins,), np.float32, 0.0
+            ),  # mean rise above the one-step forecast, by time of day
         }
 
     #: fields that mean the same for any series of the same kind (scale-free): cold start copies them
@@ -249,7 +264,39 @@ class SeasonalAR(Slotted, Params):
         s["err_n"][idx], s["err_abs"][idx] = n + valid, mean_abs
         first = valid[:, 0]
         if first.any():
-            self._page_hinkley(as_slots(idx, len(steps))[first], np.abs(e[first, 0]))
+            slots = as_slots(idx, len(steps))[first]
+            raw = e[first, 0] * np.where(spread > 0, spread, 1.0)[first]  # in the series' own units
+            self._learn_surge(slots, steps[first], np.maximum(raw, 0.0))
+            self._page_hinkley(slots, np.abs(e[first, 0]))
+
+    def _surge_bins(self, steps: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+        t = np.mod(steps * seconds, DAY)
+        return np.minimum((t * (self.surge_bins / DAY)).astype(np.int64), self.surge_bins - 1)
+
+    def _learn_surge(self, slots: np.ndarray, steps: np.ndarray, rise: np.ndarray) -> None:
+        """Today's rise above the one-step forecast at this time of day joins that bin's weighted mean."""
+        s = self._state()
+        seconds = s["seconds"][slots]
+        bins = self._surge_bins(steps, seconds)
+        per_bin_and_day = np.maximum(DAY / self.surge_bins / seconds, 1.0)  # samples falling in one bin each day
+        rate = self.surge_rate / per_bin_and_day
+        surge = s["surge"]
+        surge[slots, bins] += (rate * (rise - surge[slots, bins])).astype(np.float32)
+
+    def surge_many(self, slots: np.ndarray, horizon: int) -> np.ndarray:
+        """Point plus ``surge_z`` times the surge usually seen around each step's time of day (NaN while warming up).
+
+        Around: the largest of the step's bin and its two neighbours, as the same rise
+        comes a few minutes earlier or later from one day to the next.
+        """
+        s = self._state()
+        point = self.forecast_many(slots, horizon)[0]
+        ahead = s["step"][slots][:, None] + np.arange(1, horizon + 1)
+        bins = self._surge_bins(ahead, s["seconds"][slots][:, None])
+        surge, rows, n = s["surge"], slots[:, None], self.surge_bins
+        usual = np.maximum(np.maximum(surge[rows, (bins - 1) % n], surge[rows, bins]), surge[rows, (bins + 1) % n])
+        warm = (s["err_n"][slots, 0] >= self.min_errors)[:, None]
+        return np.where(warm, point + self.surge_z * usual, np.nan)
 
     def _page_hinkley(self, slots: np.ndarray, err: np.ndarray) -> None:
         s = self._state()

@@ -70,17 +70,20 @@ def main() -> int:
     ap.add_argument(
         "--floor-per-replica",
         type=float,
-        default=None,
-        help="the decider's target_per_replica (default: the KPA's target); the KPA's capacity is target / 0.7",
+        default=12.0,
+        help="the decider's target_per_replica (default 12: a floor replica at 84%% of the capacity "
+        "target / 0.7 of a KPA replica, which the KPA runs at 70%%)",
     )
     ap.add_argument("--cold-start-seconds", type=float, default=30.0)
     ap.add_argument("--interpolation", choices=["linear", "hold"], default="hold")
-    ap.add_argument("--horizon", type=int, default=2)
-    ap.add_argument("--quantile", type=float, default=0.7)
-    ap.add_argument("--scale-down-per-hour", type=int, default=120)
-    ap.add_argument("--scale-down-delay-minutes", type=float, default=0.0)
-    ap.add_argument("--max-relative-band", type=float, default=3.0)
-    ap.add_argument("--max-step-up", type=int, default=50)
+    defaults = KnativeScalingPolicy()  # the service's defaults unless told otherwise
+    ap.add_argument("--horizon", type=int, default=12)
+    ap.add_argument("--quantile", type=float, default=defaults.quantile)
+    ap.add_argument("--scale-down-per-hour", type=int, default=defaults.scale_down_per_hour)
+    ap.add_argument("--scale-down-delay-minutes", type=float, default=defaults.scale_down_delay_minutes)
+    ap.add_argument("--max-relative-band", type=float, default=defaults.max_relative_band)
+    ap.add_argument("--max-step-up", type=int, default=defaults.max_step_up)
+    ap.add_argument("--forecaster-params", type=json.loads, default={}, help='e.g. \'{"surge_z": 2.0}\'')
     ap.add_argument("--json", type=Path, default=Path("bench-results/replay.json"))
     args = ap.parse_args()
     if not TRACE.is_file():
@@ -102,7 +105,9 @@ def main() -> int:
         cold_start_seconds=args.cold_start_seconds,
         interpolation=args.interpolation,
     )
-    options = ReplayOptions(policy=policy, kpa=kpa, horizon=args.horizon, warmup_days=7.0)
+    options = ReplayOptions(
+        policy=policy, kpa=kpa, horizon=args.horizon, warmup_days=7.0, forecaster_params=args.forecaster_params
+    )
     epoch, names, rates = load(args.series, args.rps_per_cpu)
     print(f"{len(names)} Azure VMs x {len(epoch)} samples, requests/s = CPU % x {args.rps_per_cpu:g}", file=sys.stderr)
     last: dict[str, float] = {}

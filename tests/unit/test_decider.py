@@ -13,7 +13,15 @@ NOW = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
 TTL = timedelta(hours=1)
 KEY = SeriesKey.of("cloud-1", "requests", {"namespace": "shop", "workload": "frontend"})
 TARGET = KEY.workload
-POLICY = KnativeScalingPolicy(target_per_replica=10, min_scale=1, max_scale=20, max_step_up=5)
+POLICY = KnativeScalingPolicy(
+    target_per_replica=10,
+    min_scale=1,
+    max_scale=20,
+    max_step_up=5,
+    scale_down_per_hour=2,  # slower than the defaults, so that pacing is visible
+    scale_down_delay_minutes=60,
+    max_relative_band=1.5,
+)
 
 
 def forecast(points: list[float], width: float = 2.0, step: float = 300.0) -> Forecast:
@@ -26,17 +34,33 @@ def forecast(points: list[float], width: float = 2.0, step: float = 300.0) -> Fo
     )
 
 
-def test_raises_the_floor_before_a_forecast_peak_with_an_explanation():
-    d = decide_knative_floor(forecast([20, 40, 58, 30]), TARGET, FloorState(2), POLICY, NOW, TTL)
+def test_raises_the_floor_before_a_forecast_rise_with_an_explanation():
+    # 5-minute steps, 30 s cold start: a floor set now must cover the next two steps; the
+    # peak four steps ahead is for a later decision (the autoscaler covers it once started)
+    d = decide_knative_floor(forecast([20, 58, 30, 90]), TARGET, FloorState(2), POLICY, NOW, TTL)
     assert d.outcome is Outcome.RECOMMEND
     rec = d.recommendation
     assert rec is not None
     assert rec.kind is ActionKind.SCALE_UP
     assert rec.params == {"min_scale": 6}  # ceil((58 + 2) / 10)
     assert rec.valid_until == NOW + TTL
-    assert rec.explanation.inputs["peak_at"] == (NOW + timedelta(minutes=15)).isoformat()
+    assert rec.explanation.inputs["peak_at"] == (NOW + timedelta(minutes=10)).isoformat()
+    assert rec.explanation.inputs["steps_considered"] == 2
     assert "from 2 to 6" in rec.explanation.summary
     assert 0.0 <= rec.confidence <= 1.0
+
+
+def test_provisions_for_the_surge_when_the_model_gives_one():
+    fc = forecast([20, 30])
+    surged = Forecast(fc.key, fc.origin, fc.step_seconds, fc.point, fc.quantiles, surge=(45.0, 71.0))
+    d = decide_knative_floor(surged, TARGET, FloorState(1), POLICY, NOW, TTL)
+    assert d.recommendation is not None
+    assert d.recommendation.params == {"min_scale": 6}  # 1 + max_step_up (8 wanted for the surge 71)
+    assert d.explanation.inputs["provision_for"] == "surge"
+    by_quantile = KnativeScalingPolicy(**{**POLICY.model_dump(), "provision_for": "quantile"})
+    d = decide_knative_floor(surged, TARGET, FloorState(1), by_quantile, NOW, TTL)
+    assert d.recommendation is not None
+    assert d.recommendation.params == {"min_scale": 4}  # ceil((30 + 2) / 10)
 
 
 def test_step_limit_and_bounds_are_reported_as_rejected_alternatives():
@@ -53,6 +77,10 @@ def test_not_enough_data_and_too_uncertain_are_normal_outcomes():
     assert decide_knative_floor(no_band, TARGET, FloorState(1), POLICY, NOW, TTL).outcome is Outcome.INSUFFICIENT_DATA
     wide = forecast([10.0], width=100.0)
     assert decide_knative_floor(wide, TARGET, FloorState(1), POLICY, NOW, TTL).outcome is Outcome.TOO_UNCERTAIN
+    lowered = decide_knative_floor(wide, TARGET, FloorState(6, NOW - timedelta(hours=3)), POLICY, NOW, TTL)
+    assert lowered.recommendation is not None  # a floor held up by a forecast too uncertain to trust goes down
+    assert lowered.recommendation.params == {"min_scale": 1}
+    assert "back to the reactive autoscaler" in lowered.explanation.rejected[0]
     short = forecast([10.0], step=10.0)  # 10 s horizon < 30 s cold start
     assert decide_knative_floor(short, TARGET, FloorState(1), POLICY, NOW, TTL).outcome is Outcome.INSUFFICIENT_DATA
 
