@@ -83,7 +83,7 @@ def main() -> int:
     ap.add_argument("--scale-down-delay-minutes", type=float, default=defaults.scale_down_delay_minutes)
     ap.add_argument("--max-relative-band", type=float, default=defaults.max_relative_band)
     ap.add_argument("--max-step-up", type=int, default=defaults.max_step_up)
-    ap.add_argument("--forecaster-params", type=json.loads, default={}, help='e.g. \'{"surge_z": 2.0}\'')
+    ap.add_argument("--forecaster-params", type=json.loads, default={}, help="e.g. '{\"surge_z\": 2.0}'")
     ap.add_argument("--json", type=Path, default=Path("bench-results/replay.json"))
     args = ap.parse_args()
     if not TRACE.is_file():

@@ -5,8 +5,8 @@ import pytest
 from intelligence.actuator import Actuator
 from intelligence.decider import Decision, Outcome
 from intelligence.domain import ActionKind, Explanation, Mode, Recommendation, RecommendationStatus, WorkloadRef
-from intelligence.recommendations import RecommendationStore
 from intelligence.policies import PolicyBook
+from intelligence.recommendations import RecommendationStore
 from intelligence.settings import PolicySettings
 
 NOW = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
