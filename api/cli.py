@@ -250,6 +250,14 @@ def replay(
     target_per_replica: Annotated[
         float, typer.Option(min=0.001, help="Requests/s one replica serves at the KPA's target")
     ] = 10.0,
+    floor_per_replica: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Requests/s per replica the floor provisions (default 1.2 x the KPA's target: 84% of a replica's "
+            "capacity, as in the benchmark)",
+        ),
+    ] = None,
     cold_start_seconds: Annotated[float, typer.Option(min=0.0, help="Seconds before a new pod serves")] = 30.0,
     horizon: Annotated[int, typer.Option(min=1, help="Steps forecast at each sample")] = 12,
     quantile: Annotated[float, typer.Option(help="Upper quantile of the forecast the floor covers")] = 0.95,
@@ -285,7 +293,7 @@ def replay(
             "scale_down_delay_minutes": scale_down_delay_minutes,
         }
         policy = KnativeScalingPolicy(
-            target_per_replica=target_per_replica,
+            target_per_replica=floor_per_replica or 1.2 * target_per_replica,
             quantile=quantile,
             cold_start_seconds=cold_start_seconds,
             min_scale=min_scale,
