@@ -140,16 +140,16 @@ class Engine:
             str(o.knative["signal"]) for o in policies.overrides if "signal" in o.knative
         }
         scaling = [f for signal in sorted(scaling_signals) for f in self.forecasts.query(signal=signal)]
+        if self.shard_count > 1:
+            # A replica sees only its shard's workloads: cluster loads would be partial, and a destination's
+            # headroom over-stated. Moves and placement scores need every shard's forecasts (not yet).
+            return DecisionInputs(scaling, [], self.actuator.floors)
         resched = policies.reschedule
         load = fresh(self.forecasts.query(signal=resched.signal), now, 3 * self.step_seconds) if resched.enabled else []
         health = {h.cluster: h for h in result.health}
         anomalous = anomalous_clusters(
             ((a.key.workload, a.score) for a in self.anomalies.latest(signal=resched.signal)), resched.anomaly_score
         )
-        if self.shard_count > 1:
-            # A replica sees only its shard's workloads: cluster loads would be partial, and a destination's
-            # headroom over-stated. Moves and placement scores need every shard's forecasts (not yet).
-            return DecisionInputs(scaling, [], self.actuator.floors)
         names = sorted(set(self.clusters) | set(health))
         clusters = []
         for name in names:

@@ -471,7 +471,9 @@ def _meta_kernel(settings: Settings) -> MetaKernel:
     from intelligence.adapters.metakernel import KubeMetaKernel
 
     try:
-        return KubeMetaKernel(settings.kubernetes)
+        kernel = KubeMetaKernel(settings.kubernetes)
+        kernel.check()
+        return kernel
     except Exception as exc:
         raise StartupError(f"kubernetes: cannot set up the adapters for approve/enact mode: {exc}") from exc
 
@@ -518,7 +520,12 @@ def build_service(
         raise StartupError(f"storage.database_url: cannot open the database: {exc}") from exc
     ttl = timedelta(minutes=settings.policy.recommendation_ttl_minutes)
     book = PolicyBook(settings.policy)
-    kernel = _meta_kernel(settings) if book.modes & {Mode.APPROVE, Mode.ENACT} else None
+    try:
+        kernel = _meta_kernel(settings) if book.modes & {Mode.APPROVE, Mode.ENACT} else None
+    except StartupError:
+        source.collector.close()
+        store.close()
+        raise
     actuator = Actuator(store, book, ttl, kernel)
     settled = actuator.recover(datetime.fromtimestamp(source.clock.now(), UTC))
     if settled:

@@ -68,8 +68,19 @@ class ClusterClients:
 
     def _get(self, context: str | None) -> client.ApiClient:
         if context not in self._clients:
-            self._clients[context] = self._factory(self._settings, context)
+            try:
+                self._clients[context] = self._factory(self._settings, context)
+            except (config.ConfigException, OSError, ValueError) as exc:
+                named = f"context {context!r}" if context else "current context"
+                where = "in-cluster config" if self._settings.in_cluster else f"kubeconfig {named}"
+                raise PermanentError(where, f"cannot load: {exc}") from exc
         return self._clients[context]
+
+    def check(self) -> None:
+        """Load every configured context now (reads files, contacts nothing): a bad kubeconfig fails at start."""
+        contexts = {self._settings.context, self._settings.hub_context, *self._settings.cluster_contexts.values()}
+        for context in sorted(contexts, key=str):
+            self._get(context)
 
     def close(self) -> None:
         for api_client in self._clients.values():

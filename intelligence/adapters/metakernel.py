@@ -82,5 +82,9 @@ class KubeMetaKernel:
         """Not in :class:`base.MetaKernel` yet: pin an OCM Placement to one cluster."""
         return self._hub().retarget_placement(namespace, placement, destination)
 
+    def check(self) -> None:
+        """Load every configured kubeconfig context (contacts nothing); raises PermanentError naming a bad one."""
+        self._clients.check()
+
     def close(self) -> None:
         self._clients.close()

@@ -15,7 +15,7 @@ from api.app import create_app
 from collectors.simulated import CLUSTERS, WORKLOADS
 from intelligence.clock import ManualClock
 from intelligence.ledger import ActionState
-from intelligence.service import Service, build_service
+from intelligence.service import Service, StartupError, build_service
 from intelligence.settings import load_settings
 from tests.fakekube import FakeKube, running_fake_kubes, write_kubeconfig
 from tests.fakekube.objects import LABEL, MIN, PA, SERVING, WORK, deployment, managed_cluster, manifest_work, shop
@@ -125,3 +125,18 @@ def test_an_operator_drains_a_cluster_through_the_api(service, continuum):
     assert [(t["key"], t["value"], t["effect"]) for t in cluster["spec"]["taints"]] == [
         ("icos.eu/drain", "alice", "NoSelect")
     ]
+
+
+def test_enact_mode_with_a_bad_kubeconfig_fails_at_start_naming_it(tmp_path):
+    settings = load_settings(
+        None,
+        **{
+            "storage.state_dir": str(tmp_path / "state"),
+            "mlflow.enabled": False,
+            "policy.mode": "enact",
+            "kubernetes.kubeconfig": str(tmp_path / "missing-kubeconfig"),
+            "kubernetes.hub_context": "hub",
+        },
+    )
+    with pytest.raises(StartupError, match=r"kubernetes: cannot set up the adapters.*kubeconfig current context"):
+        build_service(settings, clock=ManualClock(START))

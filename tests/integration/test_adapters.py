@@ -471,3 +471,11 @@ def test_in_force_compares_each_revision_share_not_the_sum(fakes: dict[str, Fake
     assert kernel.read_knative_scale("edge-a", "shop", "checkout")["min_scale"] == 4  # 2 + 2
     assert kernel.knative_scale_in_force("edge-a", "shop", "checkout", 3)
     assert not kernel.knative_scale_in_force("edge-a", "shop", "checkout", 4)
+
+
+def test_a_bad_kubeconfig_is_a_permanent_error_naming_the_context(tmp_path: Path) -> None:
+    kernel = KubeMetaKernel(KubernetesSettings(kubeconfig=tmp_path / "absent", hub_context="hub"))
+    with pytest.raises(PermanentError, match="kubeconfig current context: cannot load"):
+        kernel.check()
+    with pytest.raises(PermanentError, match="cannot load"):
+        kernel.read_knative_scale("edge-a", "shop", "checkout")
