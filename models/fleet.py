@@ -328,7 +328,7 @@ class Fleet:
         tail = round((1.0 - interval) / 2.0, 6)
         origin = self.stats["last_t"][slots]
         surge_many = getattr(self.forecaster, "surge_many", None)
-        surge = surge_many(slots, horizon) if surge_many is not None else None
+        surge = surge_many(slots, horizon, point) if surge_many is not None else None
         return ForecastRows(known, origin, step_seconds, point, lower, upper, banded, tail, self.forecaster_kind, surge)
 
     def latest_timestamp(self) -> float:

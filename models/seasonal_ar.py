@@ -283,14 +283,15 @@ class SeasonalAR(Slotted, Params):
         surge = s["surge"]
         surge[slots, bins] += (rate * (rise - surge[slots, bins])).astype(np.float32)
 
-    def surge_many(self, slots: np.ndarray, horizon: int) -> np.ndarray:
+    def surge_many(self, slots: np.ndarray, horizon: int, point: np.ndarray | None = None) -> np.ndarray:
         """Point plus ``surge_z`` times the surge usually seen around each step's time of day (NaN while warming up).
 
         Around: the largest of the step's bin and its two neighbours, as the same rise
         comes a few minutes earlier or later from one day to the next.
         """
         s = self._state()
-        point = self.forecast_many(slots, horizon)[0]
+        if point is None:  # the fleet passes the point it has just computed
+            point = self.forecast_many(slots, horizon)[0]
         ahead = s["step"][slots][:, None] + np.arange(1, horizon + 1)
         bins = self._surge_bins(ahead, s["seconds"][slots][:, None])
         surge, rows, n = s["surge"], slots[:, None], self.surge_bins

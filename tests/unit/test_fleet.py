@@ -129,6 +129,27 @@ def test_seasonality_is_found_not_assumed():
     assert abs(day_weight[1]) < 0.1
 
 
+def test_the_surge_is_high_where_recent_days_rose_suddenly_and_nowhere_else():
+    model = SeasonalAR(step_seconds=STEP, horizon=3)
+    model.ensure(1)
+    rng = np.random.default_rng(11)
+    days = 10
+    t = np.arange(288 * days) * STEP
+    y = 20 + rng.normal(0, 0.5, len(t))
+    burst = (np.mod(t, 86_400) >= 9 * 3600) & (np.mod(t, 86_400) < 9 * 3600 + 900)  # 09:00 for 15 minutes
+    y[burst] += 30
+    slot = np.array([0])
+    allowance = {}
+    for i in range(len(t)):
+        model.learn_many(slot, t[i : i + 1], y[i : i + 1])
+        hour = (t[i] % 86_400) / 3600
+        if i > 288 * (days - 1) and hour in (8.75, 14.75):  # the last day, 15 minutes before 09:00 and 15:00
+            point = model.forecast_many(slot, 3)[0]
+            allowance[hour] = float((model.surge_many(slot, 3) - point)[0, -1])  # for 09:00 / 15:00
+    assert allowance[8.75] > 15.0  # a sudden rise is usual at 09:00: provision for it ahead
+    assert allowance[14.75] < 3.0  # nothing happens at 15:00: no more than the noise
+
+
 def test_after_a_level_shift_the_new_normal_stops_being_flagged():
     f = fleet()
     rng = np.random.default_rng(6)
