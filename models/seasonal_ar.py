@@ -70,7 +70,7 @@ class SeasonalAR(Slotted, Params):
         max_change: float = 5.0,
         surge_bins: int = 288,
         surge_rate: float = 0.05,
-        surge_z: float = 2.25,
+        surge_z: float = 2.5,
     ) -> None:
         self.step_seconds = step_seconds
         self.horizon = horizon
