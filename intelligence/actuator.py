@@ -94,14 +94,15 @@ class Actuator:
         """Floors in force after a restart: enacted values (as the envelope let them through), else recommended."""
         enacted = self.store.find(status=RecommendationStatus.ENACTED, limit=10_000)
         open_ = self.store.find(status=RecommendationStatus.OPEN, limit=10_000)
+        in_force = {a.recommendation_id: a.params for a in self.ledger.find(ActionState.ENACTED, limit=10_000)}
         for stored in sorted([*enacted, *open_], key=lambda s: s.id):
             rec, value = stored.recommendation, _value(stored.recommendation)
             if value is None:
                 continue
             if stored.status is RecommendationStatus.ENACTED:
-                action = self.ledger.for_recommendation(stored.id)
-                if action is not None and action.params:
-                    value = int(next(iter(action.params.values())))
+                params = in_force.get(stored.id)
+                if params:
+                    value = int(next(iter(params.values())))
             elif self.book.for_workload(rec.target).mode is Mode.ENACT:
                 continue  # recommended but not enacted: not in force
             self.floors[rec.target] = FloorState(value, rec.created_at)

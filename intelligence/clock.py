@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -11,6 +12,11 @@ class Clock(Protocol):
     def now(self) -> float:
         """Current time in epoch seconds (UTC)."""
         ...
+
+
+def utc_now(clock: Clock) -> datetime:
+    """The clock's time as an aware UTC datetime (what decisions, actions and the audit log carry)."""
+    return datetime.fromtimestamp(clock.now(), UTC)
 
 
 class SystemClock:

@@ -53,8 +53,16 @@ def lead_steps(step_seconds: float, lead_seconds: float, horizon: int) -> int:
     return max(1, min(horizon, math.ceil(2.0 + lead_seconds / step_seconds - 1e-9) - 1))
 
 
-def _hold(target: WorkloadRef, outcome: Outcome, summary: str, inputs: Mapping[str, object]) -> Decision:
-    return Decision(target, outcome, Explanation(RULE_PREDICTIVE_FLOOR, summary, dict(inputs)))
+def hold(
+    target: WorkloadRef,
+    outcome: Outcome,
+    summary: str,
+    inputs: Mapping[str, object],
+    rule: str = RULE_PREDICTIVE_FLOOR,
+    rejected: tuple[str, ...] = (),
+) -> Decision:
+    """A decision to do nothing, with its explanation (the inputs are copied: callers go on filling theirs)."""
+    return Decision(target, outcome, Explanation(rule, summary, dict(inputs), rejected))
 
 
 def decide_knative_floor(
@@ -78,16 +86,16 @@ def decide_knative_floor(
     window then paces the pods.
     """
     if forecast is None or forecast.horizon == 0:
-        return _hold(target, Outcome.INSUFFICIENT_DATA, "no forecast yet", {})
+        return hold(target, Outcome.INSUFFICIENT_DATA, "no forecast yet", {})
     if policy.quantile not in forecast.quantiles:
-        return _hold(
+        return hold(
             target,
             Outcome.INSUFFICIENT_DATA,
             f"forecast has no {policy.quantile} quantile yet (band not calibrated)",
             {"quantiles": sorted(forecast.quantiles)},
         )
     if forecast.horizon * forecast.step_seconds < policy.cold_start_seconds:
-        return _hold(
+        return hold(
             target,
             Outcome.INSUFFICIENT_DATA,
             f"horizon {forecast.horizon * forecast.step_seconds:g}s is shorter than the cold start "
@@ -101,7 +109,7 @@ def decide_knative_floor(
     peak_index = max(range(steps), key=lambda k: wanted[k])
     peak, peak_point = wanted[peak_index], forecast.point[peak_index]
     if not (math.isfinite(peak) and math.isfinite(peak_point) and math.isfinite(upper[peak_index])):
-        return _hold(target, Outcome.INSUFFICIENT_DATA, "forecast is not finite", {})
+        return hold(target, Outcome.INSUFFICIENT_DATA, "forecast is not finite", {})
     peak = max(peak, 0.0)
     scale = max(abs(peak_point), policy.target_per_replica)
     relative_band = (max(upper[peak_index], 0.0) - max(peak_point, 0.0)) / scale
@@ -124,7 +132,7 @@ def decide_knative_floor(
     uncertain = relative_band > policy.max_relative_band
     too_wide = f"band {relative_band:.2f}x the forecast is wider than {policy.max_relative_band}x"
     if uncertain and floor.min_scale <= policy.min_scale:
-        return _hold(target, Outcome.TOO_UNCERTAIN, too_wide, inputs)
+        return hold(target, Outcome.TOO_UNCERTAIN, too_wide, inputs)
     # too uncertain to hold a floor up: hand the workload back to the reactive autoscaler (paced as any lowering)
     needed = policy.min_scale if uncertain else math.ceil(peak / policy.target_per_replica - 1e-9)
     bounded = min(max(needed, policy.min_scale), policy.max_scale)
@@ -145,7 +153,7 @@ def decide_knative_floor(
         hours = (now - floor.changed_at).total_seconds() / 3600.0 if floor.changed_at else math.inf
         allowed = math.inf if math.isinf(hours) else math.floor(policy.scale_down_per_hour * hours)
         if hours * 60.0 < policy.scale_down_delay_minutes or allowed < 1:
-            return _hold(
+            return hold(
                 target,
                 Outcome.HOLD,
                 f"would lower min-scale to {bounded}, but the floor changed {hours * 60:.0f} min ago "
@@ -160,7 +168,7 @@ def decide_knative_floor(
         if uncertain:
             effect = f"release {current - proposal} replica(s) held for a forecast too uncertain to trust"
     else:
-        return _hold(target, Outcome.HOLD, f"min-scale {current} already fits the forecast peak", inputs)
+        return hold(target, Outcome.HOLD, f"min-scale {current} already fits the forecast peak", inputs)
     explanation = Explanation(
         rule=RULE_PREDICTIVE_FLOOR,
         summary=f"{verb} min-scale of {target} from {current} to {proposal}: forecast "

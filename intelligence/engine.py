@@ -136,10 +136,7 @@ class Engine:
     def _inputs(self, result: PullResult, now: float) -> DecisionInputs:
         """What the decider needs, gathered from the stores, the pull's health and the actuator."""
         policies = self.book.settings
-        scaling_signals = {policies.knative.signal} | {
-            str(o.knative["signal"]) for o in policies.overrides if "signal" in o.knative
-        }
-        scaling = [f for signal in sorted(scaling_signals) for f in self.forecasts.query(signal=signal)]
+        scaling = [f for signal in self.book.scaling_signals for f in self.forecasts.query(signal=signal)]
         if self.shard_count > 1:
             # A replica sees only its shard's workloads: cluster loads would be partial, and a destination's
             # headroom over-stated. Moves and placement scores need every shard's forecasts (not yet).

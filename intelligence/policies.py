@@ -32,6 +32,12 @@ class PolicyBook:
         self.for_workload = lru_cache(maxsize=65_536)(self._resolve)
 
     @property
+    def scaling_signals(self) -> list[str]:
+        """Every signal some workload's Knative floor is decided on (overrides may name their own)."""
+        named = {str(o.knative["signal"]) for o in self.settings.overrides if "signal" in o.knative}
+        return sorted({self.settings.knative.signal} | named)
+
+    @property
     def modes(self) -> set[Mode]:
         """Every mode some workload may be in (to know whether the adapters are needed at all)."""
         return {self.settings.mode, *(o.mode for o in self.settings.overrides if o.mode is not None)}

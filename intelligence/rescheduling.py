@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from intelligence.decider import Decision, Outcome
+from intelligence.decider import Decision, Outcome, hold
 from intelligence.domain import ActionKind, Explanation, Forecast, Recommendation, Tier, WorkloadRef
 from intelligence.policies import WorkloadPolicy
 from intelligence.settings import PlacementScorePolicy, ReschedulePolicy
@@ -164,33 +164,18 @@ def decide_moves(
                 continue
             moved_at = last_moved.get((ref.namespace, ref.name))
             if moved_at is not None and now - moved_at < dwell:
-                decisions.append(
-                    Decision(
-                        ref,
-                        Outcome.HOLD,
-                        Explanation(
-                            RULE_RESCHEDULE,
-                            f"{ref} stays on {name}: moved {(now - moved_at).total_seconds() / 60:.0f} min ago "
-                            f"(dwell {policy.min_dwell_minutes:g} min)",
-                            inputs,
-                        ),
-                    )
+                stays = (
+                    f"{ref} stays on {name}: moved {(now - moved_at).total_seconds() / 60:.0f} min ago "
+                    f"(dwell {policy.min_dwell_minutes:g} min)"
                 )
+                decisions.append(hold(ref, Outcome.HOLD, stays, inputs, RULE_RESCHEDULE))
                 continue
             gain = min(load, excess) / capacity if capacity > 0 and not hard else 1.0
             if gain < policy.move_cost:
-                decisions.append(
-                    Decision(
-                        ref,
-                        Outcome.HOLD,
-                        Explanation(
-                            RULE_RESCHEDULE,
-                            f"moving {ref} would relieve {gain:.1%} of {name}, less than the move cost "
-                            f"{policy.move_cost:.0%}",
-                            inputs,
-                        ),
-                    )
+                small = (
+                    f"moving {ref} would relieve {gain:.1%} of {name}, less than the move cost {policy.move_cost:.0%}"
                 )
+                decisions.append(hold(ref, Outcome.HOLD, small, inputs, RULE_RESCHEDULE))
                 continue
             decision = _best_move(ref, load, source, loads, peaks, wp, policy, inputs, now, ttl)
             decisions.append(decision)
@@ -234,16 +219,8 @@ def _best_move(
             rejected.append(f"{dest_name}: less headroom ({headroom_after:.0%}) after the move")
     name = source.cluster.name
     if best is None:
-        return Decision(
-            ref,
-            Outcome.HOLD,
-            Explanation(
-                RULE_RESCHEDULE,
-                f"{name} is {inputs['source_reason']}, but no cluster can take {ref}",
-                inputs,
-                tuple(rejected),
-            ),
-        )
+        nowhere = f"{name} is {inputs['source_reason']}, but no cluster can take {ref}"
+        return hold(ref, Outcome.HOLD, nowhere, inputs, RULE_RESCHEDULE, tuple(rejected))
     headroom_after, dest_name = best
     inputs["destination_headroom_after"] = round(headroom_after, 4)
     explanation = Explanation(

@@ -24,7 +24,7 @@ from collectors.telemetry import CollectorTelemetry
 from intelligence.actuator import Actuator
 from intelligence.adapters.base import MetaKernel
 from intelligence.champions import ChampionWatcher, load_active, registry_name, save_active
-from intelligence.clock import Clock, ScaledClock, SystemClock
+from intelligence.clock import Clock, ScaledClock, SystemClock, utc_now
 from intelligence.domain import Mode, SeriesKey
 from intelligence.engine import Engine, StepReport
 from intelligence.policies import PolicyBook
@@ -124,7 +124,7 @@ def build_source(settings: Settings, clock: Clock | None, telemetry: CollectorTe
         from collectors.simulated import SimulatedCollector, SimulatedContinuum
 
         sim = settings.simulation
-        origin = simulation_origin(settings, datetime.fromtimestamp(clock.now(), UTC) if clock else datetime.now(UTC))
+        origin = simulation_origin(settings, utc_now(clock) if clock else datetime.now(UTC))
         collector = SimulatedCollector(SimulatedContinuum(sim.seed, origin, sim.step_seconds), sim.history_hours * 3600)
         return Source(
             collector,
@@ -527,7 +527,7 @@ def build_service(
         store.close()
         raise
     actuator = Actuator(store, book, ttl, kernel)
-    settled = actuator.recover(datetime.fromtimestamp(source.clock.now(), UTC))
+    settled = actuator.recover(utc_now(source.clock))
     if settled:
         log.info("settled %d action(s) a previous run left unfinished", settled)
     forecasts = ForecastStore()

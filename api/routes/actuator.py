@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Authenticated, ServiceDep
 from intelligence.adapters.base import AdapterError
+from intelligence.clock import utc_now
 
 router = APIRouter(prefix="/v1/actuator", tags=["actuator"])
 
@@ -67,7 +68,7 @@ def _state(service: ServiceDep) -> ActuatorOut:
     actuator = service.engine.actuator
     envelope = actuator.envelope
     killed, reason = actuator.killed()
-    now = datetime.fromtimestamp(service.clock.now(), UTC)
+    now = utc_now(service.clock)
     used = len(actuator.ledger.enacted_since(now - timedelta(minutes=envelope.budget_period_minutes)))
     return ActuatorOut(
         mode=service.settings.policy.mode.value,
@@ -93,7 +94,7 @@ def actuator_state(service: ServiceDep) -> ActuatorOut:
     summary="Turn the kill switch on (nothing is enacted, in every replica) or off",
 )
 def kill_switch(service: ServiceDep, body: KillSwitchIn) -> ActuatorOut:
-    now = datetime.fromtimestamp(service.clock.now(), UTC)
+    now = utc_now(service.clock)
     service.engine.actuator.set_kill_switch(body.on, body.reason, now)
     return _state(service)
 
@@ -111,7 +112,7 @@ def kill_switch(service: ServiceDep, body: KillSwitchIn) -> ActuatorOut:
 )
 def drain(service: ServiceDep, cluster: str, body: DrainIn | None = None) -> DrainOut:
     body = body or DrainIn()
-    now = datetime.fromtimestamp(service.clock.now(), UTC)
+    now = utc_now(service.clock)
     try:
         applied = service.engine.actuator.drain(cluster, now, body.by, body.effect, body.reason)
     except PermissionError as exc:

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from api.deps import Authenticated, ServiceDep
 from api.schemas import RecommendationOut
+from intelligence.clock import utc_now
 from intelligence.domain import RecommendationStatus
 from intelligence.service import Service
 
@@ -35,17 +34,13 @@ class DecisionIn(BaseModel):
     reason: str = Field(default="", max_length=1000)
 
 
-def _now(service: Service) -> datetime:
-    return datetime.fromtimestamp(service.clock.now(), UTC)
-
-
 def _decide(service: Service, rec_id: int, approve: bool, body: DecisionIn) -> RecommendationOut:
     actuator = service.engine.actuator
     try:
         if approve:
-            actuator.approve(rec_id, _now(service), body.by)
+            actuator.approve(rec_id, utc_now(service.clock), body.by)
         else:
-            actuator.reject(rec_id, _now(service), body.by, body.reason)
+            actuator.reject(rec_id, utc_now(service.clock), body.by, body.reason)
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except PermissionError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from intelligence.adapters.base import Applied, ClusterScore
@@ -13,7 +13,7 @@ from intelligence.adapters.deployments import DeploymentScaler
 from intelligence.adapters.knative import KnativeScaler
 from intelligence.adapters.kube import ClusterClients, Kube, Retrier, new_api_client
 from intelligence.adapters.ocm import OcmHub
-from intelligence.clock import Clock, SystemClock
+from intelligence.clock import Clock, SystemClock, utc_now
 from intelligence.settings import KubernetesSettings
 
 HUB = "hub"
@@ -40,7 +40,7 @@ class KubeMetaKernel:
         return OcmHub(kube, self._settings.workload_label, self._now)
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.now(), UTC)
+        return utc_now(self._clock)
 
     def _knative(self, cluster: str) -> KnativeScaler:
         return KnativeScaler(self._member(cluster), self._settings.knative_scale_path)
