@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.metrics import registry_for
 from api.routes import actuator, anomalies, forecasts, health, models, recommendations
-from intelligence.service import Service, build_service
+from intelligence.runtime.service import Service, build_service
 from intelligence.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import typer
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
-    from intelligence.service import Service
+    from intelligence.runtime.service import Service
     from intelligence.settings import Settings
 
 app = typer.Typer(
@@ -74,7 +74,7 @@ def run(
     import uvicorn
 
     from api.app import create_app
-    from intelligence.service import StartupError, build_service
+    from intelligence.runtime.service import StartupError, build_service
 
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in settings.api.host else socket.AF_INET)
@@ -179,7 +179,7 @@ def backtest(
     ] = None,
 ) -> None:
     """Evaluate models on your own data, strictly online (no look-ahead)."""
-    from intelligence.backtest import BacktestError, BacktestOptions, read_labels, run_backtest
+    from intelligence.evaluation.backtest import BacktestError, BacktestOptions, read_labels, run_backtest
 
     wanted = {t.strip() for t in tasks.split(",") if t.strip()}
     if not wanted or not wanted <= {"anomaly", "forecast"}:
@@ -282,9 +282,9 @@ def replay(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from collectors.replay import ReplayFormatError, read_wide_csv
-    from intelligence.autoscaling_sim import KpaSettings
-    from intelligence.replay import ReplayError, ReplayOptions, format_report
-    from intelligence.replay import replay as run_replay
+    from intelligence.evaluation.kpa import KpaSettings
+    from intelligence.evaluation.replay import ReplayError, ReplayOptions, format_report
+    from intelligence.evaluation.replay import replay as run_replay
     from intelligence.settings import KnativeScalingPolicy
 
     try:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
-from intelligence.service import Service
+from intelligence.runtime.service import Service
 
 
 def get_service(request: Request) -> Service:

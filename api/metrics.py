@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from intelligence.service import Service
+from intelligence.runtime.service import Service
 
 
 class ServiceMetrics:

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from intelligence.domain import AnomalyScore, Forecast
-from intelligence.recommendations import StoredRecommendation
+from intelligence.storage.recommendations import StoredRecommendation
+from intelligence.vocabulary import AnomalyScore, Forecast
 
 
 def _iso(ts: float) -> datetime:

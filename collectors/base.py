@@ -1,50 +1,14 @@
-"""What every collector returns, and the interface the engine polls."""
+"""What every collector returns, and the interface the engine polls (batches and health are vocabulary)."""
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from intelligence.domain import SeriesKey, Tier
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesBatch:
-    """New samples of one series: strictly increasing timestamps (epoch s), float values (NaN = missing)."""
-
-    key: SeriesKey
-    timestamps: np.ndarray
-    values: np.ndarray
-
-    def __post_init__(self) -> None:
-        if self.timestamps.shape != self.values.shape or self.timestamps.ndim != 1:
-            raise ValueError(f"{self.key}: timestamps and values must be 1-d arrays of equal length")
-
-    def __len__(self) -> int:
-        return int(self.timestamps.shape[0])
-
-
-class HealthState(enum.StrEnum):
-    UP = "up"  # last pull succeeded
-    DEGRADED = "degraded"  # some signals failed, or retries were needed
-    DOWN = "down"  # the last pulls failed
-    STALE = "stale"  # answered, but no new sample for longer than expected
-    UNKNOWN = "unknown"  # not polled yet
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterHealth:
-    cluster: str
-    tier: Tier
-    state: HealthState
-    last_success: float | None = None
-    last_error: str | None = None
-    latency_seconds: float | None = None
-    series: int = 0
+from intelligence.vocabulary import ClusterHealth, SeriesBatch, SeriesKey
 
 
 @dataclass(frozen=True, slots=True)

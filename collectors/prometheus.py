@@ -31,7 +31,7 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from collectors.base import ClusterHealth, HealthState, PullResult, SeriesBatch, normalise
+from collectors.base import PullResult, normalise
 from collectors.errors import (
     AuthenticationFailed,
     CollectorError,
@@ -42,7 +42,7 @@ from collectors.errors import (
 )
 from collectors.resilience import BreakerState, CircuitBreaker, backoff_delays
 from collectors.telemetry import CollectorTelemetry
-from intelligence.domain import SeriesKey, Tier
+from intelligence.vocabulary import ClusterHealth, HealthState, SeriesBatch, SeriesKey, Tier
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from collectors.base import ClusterHealth, HealthState, PullResult, SeriesBatch, normalise
-from intelligence.domain import SeriesKey, Tier
+from collectors.base import PullResult, normalise
+from intelligence.vocabulary import ClusterHealth, HealthState, SeriesBatch, SeriesKey, Tier
 
 _KEY = re.compile(
     r"^(?P<cluster>[a-z0-9]([-a-z0-9]*[a-z0-9])?)/(?P<signal>[A-Za-z_:][A-Za-z0-9_:]*)\{(?P<labels>.*)\}$"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collectors.base import ClusterHealth, HealthState, PullResult, SeriesBatch
-from intelligence.domain import SeriesKey, Tier
+from collectors.base import PullResult
+from intelligence.vocabulary import ClusterHealth, HealthState, SeriesBatch, SeriesKey, Tier
 
 DAY = 86_400.0
 

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from intelligence.domain import Mode, Tier
+from intelligence.vocabulary import Mode, Tier, WorkloadKind
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SIGNAL_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -294,11 +294,6 @@ class SafetyEnvelope(_Group):
     budget_actions: int = Field(default=30, ge=0)  # actions enacted per budget period, all targets together
     budget_period_minutes: float = Field(default=60.0, gt=0.0)
     kill_switch_file: Path | None = None  # while this file exists nothing is enacted (also: POST /v1/actuator/kill)
-
-
-class WorkloadKind(enum.StrEnum):
-    KNATIVE = "knative"  # min-scale of a Knative Service
-    DEPLOYMENT = "deployment"  # replicas through the Deployment scale subresource
 
 
 class PolicyOverride(_Group):

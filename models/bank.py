@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from intelligence.domain import AnomalyReason, AnomalyScore, Forecast, SeriesKey
+from intelligence.vocabulary import AnomalyReason, AnomalyScore, Forecast, SeriesKey
 from models.base import Detector, Expectation, Forecaster
 from models.fleet import Batch, Fleet, ForecastRows, ScoreRows
-from models.registry import ModelSpec
+from models.kinds import ModelSpec
 
 ModelFactory = Callable[[SeriesKey], ModelSpec]
 

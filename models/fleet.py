@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from intelligence.domain import AnomalyReason, AnomalyScore, Forecast, SeriesKey
+from intelligence.vocabulary import AnomalyReason, AnomalyScore, Forecast, SeriesKey
 from models.slots import FieldSpec, SlotArrays
 
 MATURE = 288  # samples a series needs before it can seed others

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from intelligence.clock import ManualClock
 from intelligence.settings import Settings, load_settings
+from intelligence.vocabulary import ManualClock
 from tests import stack
 
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from api.deps import Authenticated, ServiceDep
-from intelligence.adapters.base import AdapterError
-from intelligence.clock import utc_now
+from intelligence.actuation.adapters.base import AdapterError
+from intelligence.vocabulary import utc_now
 
 router = APIRouter(prefix="/v1/actuator", tags=["actuator"])
 

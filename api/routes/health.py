@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 
 from api.deps import ServiceDep
 from api.schemas import ClusterHealthOut, ClusterOut, ComponentHealth, HealthOut
-from collectors.base import ClusterHealth
+from intelligence.vocabulary import ClusterHealth
 
 router = APIRouter(tags=["health"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from api.deps import Authenticated, ServiceDep
-from models.registry import detector_kinds, forecaster_kinds
+from models.kinds import detector_kinds, forecaster_kinds
 from models.tracking import ModelRegistry, ModelVersionInfo, RegistryError
 
 router = APIRouter(prefix="/v1/models", tags=["models"])

@@ -5,9 +5,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import Authenticated, ServiceDep
 from api.schemas import RecommendationOut
-from intelligence.clock import utc_now
-from intelligence.domain import RecommendationStatus
-from intelligence.service import Service
+from intelligence.runtime.service import Service
+from intelligence.vocabulary import RecommendationStatus, utc_now
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
 

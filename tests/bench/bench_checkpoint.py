@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from intelligence.domain import SeriesKey
+from intelligence.vocabulary import SeriesKey
 from models import checkpoint
 from models.bank import ModelBank
-from models.registry import ModelSpec
+from models.kinds import ModelSpec
 
 STEP = 60.0
 SPEC = ModelSpec.of("seasonal_ar", "record_ratio", {"step_seconds": STEP, "horizon": 12}, {})

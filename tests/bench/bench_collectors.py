@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from collectors.prometheus import ClusterTarget, PrometheusCollector, RawMatrix, Signal, convert_matrix
-from intelligence.domain import Tier
+from intelligence.vocabulary import Tier
 from tests import stack
 
 SIGNAL = Signal("bench", "bench_metric", ("namespace", "workload"))

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from intelligence.domain import SeriesKey
+from intelligence.vocabulary import SeriesKey
 from models.bank import ModelBank
-from models.registry import ModelSpec, make_detector, make_forecaster
+from models.kinds import ModelSpec, make_detector, make_forecaster
 
 STEP, H = 60.0, 12
 

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from intelligence.backtest import BacktestOptions, run_series
-from models.registry import FORECASTERS, kind_class, make_forecaster
+from intelligence.evaluation.backtest import BacktestOptions, run_series
+from models.kinds import FORECASTERS, kind_class, make_forecaster
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "eval"
 SEASON, H, ORIGIN_EVERY, TEST_DAYS = 288, 12, 12, 7

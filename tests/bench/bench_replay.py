@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from intelligence.autoscaling_sim import KpaSettings
-from intelligence.replay import ReplayOptions, format_report, replay
+from intelligence.evaluation.kpa import KpaSettings
+from intelligence.evaluation.replay import ReplayOptions, format_report, replay
 from intelligence.settings import KnativeScalingPolicy
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "eval"

@@ -5,11 +5,11 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-import intelligence.service
+import intelligence.runtime.service
 from api.app import create_app
-from intelligence.clock import ManualClock
-from intelligence.service import build_service
+from intelligence.runtime.service import build_service
 from intelligence.settings import load_settings
+from intelligence.vocabulary import ManualClock
 from tests.fakes.kernel import MemoryKernel
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +22,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 def kernel(monkeypatch):
     k = MemoryKernel()
-    monkeypatch.setattr(intelligence.service, "_meta_kernel", lambda settings: k)
+    monkeypatch.setattr(intelligence.runtime.service, "_meta_kernel", lambda settings: k)
     return k
 
 

@@ -6,9 +6,9 @@ import os
 import pytest
 import yaml
 
-from intelligence.clock import ManualClock
-from intelligence.service import build_service
+from intelligence.runtime.service import build_service
 from intelligence.settings import load_settings
+from intelligence.vocabulary import ManualClock
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -43,7 +43,7 @@ def test_clusters_are_added_and_removed_at_run_time(test_stack, tmp_path, caplog
 
         cfg.write_text("clusters:\n  - name: Bad_Name\n    url: http://x\n")
         os.utime(cfg, ns=(3_000_000_000, 3_000_000_000))
-        with caplog.at_level(logging.ERROR, logger="intelligence.service"):
+        with caplog.at_level(logging.ERROR, logger="intelligence.runtime.service"):
             assert not svc.reload_if_changed()
         assert "reload refused, keeping the running one" in caplog.text
         assert "clusters[0].name" in caplog.text

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from collectors.simulated import CLUSTERS, WORKLOADS
-from intelligence.clock import ManualClock
-from intelligence.ledger import ActionState
-from intelligence.service import Service, StartupError, build_service
+from intelligence.runtime.service import Service, StartupError, build_service
 from intelligence.settings import load_settings
+from intelligence.storage.ledger import ActionState
+from intelligence.vocabulary import ManualClock
 from tests.fakekube import FakeKube, running_fake_kubes, write_kubeconfig
 from tests.fakekube.objects import LABEL, MIN, PA, SERVING, WORK, deployment, managed_cluster, manifest_work, shop
 

@@ -7,9 +7,9 @@ from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
 from api.app import create_app
-from intelligence.clock import ManualClock
-from intelligence.service import build_service
+from intelligence.runtime.service import build_service
 from intelligence.settings import load_settings
+from intelligence.vocabulary import ManualClock
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

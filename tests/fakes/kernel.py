@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from intelligence.adapters.base import AdapterError, Applied, ClusterScore
+from intelligence.actuation.adapters.base import AdapterError, Applied, ClusterScore
 
 
 class Crash(BaseException):

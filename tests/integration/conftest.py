@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from intelligence.adapters.metakernel import KubeMetaKernel
-from intelligence.clock import ManualClock
+from intelligence.actuation.adapters.metakernel import KubeMetaKernel
 from intelligence.settings import KubernetesSettings
+from intelligence.vocabulary import ManualClock
 from tests.fakekube import FakeKube, running_fake_kubes, write_kubeconfig
 from tests.fakekube.objects import managed_cluster
 

@@ -7,15 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from intelligence.actuator import Actuator
-from intelligence.adapters.base import Applied
-from intelligence.adapters.metakernel import KubeMetaKernel
-from intelligence.decider import Decision, Outcome
-from intelligence.domain import ActionKind, Explanation, Mode, Recommendation, RecommendationStatus, WorkloadRef
-from intelligence.ledger import ActionState
-from intelligence.policies import PolicyBook
-from intelligence.recommendations import RecommendationStore
+from intelligence.actuation.actuator import Actuator
+from intelligence.actuation.adapters.base import Applied
+from intelligence.actuation.adapters.metakernel import KubeMetaKernel
+from intelligence.decisions.knative_floor import Decision, Outcome
+from intelligence.decisions.policies import PolicyBook
 from intelligence.settings import PolicySettings
+from intelligence.storage.ledger import ActionState
+from intelligence.storage.recommendations import RecommendationStore
+from intelligence.vocabulary import (
+    ActionKind,
+    Explanation,
+    Lever,
+    Mode,
+    Recommendation,
+    RecommendationStatus,
+    WorkloadRef,
+)
 from tests.fakekube import FakeKube
 from tests.fakekube.objects import MIN, PA, WORK, manifest_work, shop
 from tests.fakes.kernel import Crash
@@ -30,13 +38,17 @@ BOOK = PolicyBook(PolicySettings(mode=Mode.ENACT))
 
 def floor(min_scale: int, at: datetime = NOW) -> Decision:
     explanation = Explanation("knative.predictive-min-scale", f"min-scale to {min_scale}")
-    rec = Recommendation(ActionKind.SCALE_UP, CHECKOUT, {"min_scale": min_scale}, at, 0.9, explanation, at + TTL)
+    rec = Recommendation(
+        ActionKind.SCALE_UP, Lever.KNATIVE_FLOOR, CHECKOUT, {"min_scale": min_scale}, at, 0.9, explanation, at + TTL
+    )
     return Decision(CHECKOUT, Outcome.RECOMMEND, explanation, rec)
 
 
 def move(destination: str, at: datetime = NOW) -> Decision:
     explanation = Explanation("reschedule.headroom", f"move to {destination}")
-    rec = Recommendation(ActionKind.REALLOCATION, CHECKOUT, {"cluster": destination}, at, 0.7, explanation, at + TTL)
+    rec = Recommendation(
+        ActionKind.REALLOCATION, Lever.PLACEMENT, CHECKOUT, {"cluster": destination}, at, 0.7, explanation, at + TTL
+    )
     return Decision(CHECKOUT, Outcome.RECOMMEND, explanation, rec)
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from intelligence.adapters.base import ClusterScore, PermanentError, TemporaryError
-from intelligence.adapters.metakernel import KubeMetaKernel
-from intelligence.clock import ManualClock
+from intelligence.actuation.adapters.base import ClusterScore, PermanentError, TemporaryError
+from intelligence.actuation.adapters.metakernel import KubeMetaKernel
 from intelligence.settings import KnativeScalePath, KubernetesSettings
+from intelligence.vocabulary import ManualClock
 from tests.fakekube import FakeKube, write_kubeconfig
 from tests.fakekube.objects import (
     LABEL,
@@ -49,7 +49,7 @@ def test_min_scale_goes_on_the_pod_autoscaler_and_revision_without_a_new_revisio
     shop(edge, [("checkout-00001", 100)])
     before = edge.get(SERVING, "Service", "shop", "checkout")
 
-    with caplog.at_level(logging.INFO, logger="intelligence.adapters"):
+    with caplog.at_level(logging.INFO, logger="intelligence.actuation.adapters"):
         applied = kernel.set_knative_scale("edge-a", "shop", "checkout", min_scale=3, max_scale=10)
 
     assert applied.changed

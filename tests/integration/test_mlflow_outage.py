@@ -3,9 +3,9 @@
 import pytest
 from mlflow.tracking import MlflowClient
 
-from intelligence.clock import ManualClock
-from intelligence.service import build_service
+from intelligence.runtime.service import build_service
 from intelligence.settings import load_settings
+from intelligence.vocabulary import ManualClock
 from tests import stack
 from tests.polling import wait_for
 

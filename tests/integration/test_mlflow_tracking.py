@@ -39,9 +39,9 @@ def test_an_unreachable_server_degrades_and_keeps_the_metrics_queued():
 
 
 def test_checkpoints_are_uploaded_to_the_services_run(test_stack, tmp_path):
-    from intelligence.clock import ManualClock
-    from intelligence.service import build_service
+    from intelligence.runtime.service import build_service
     from intelligence.settings import load_settings
+    from intelligence.vocabulary import ManualClock
 
     settings = load_settings(
         None,
@@ -70,9 +70,9 @@ def test_checkpoints_are_uploaded_to_the_services_run(test_stack, tmp_path):
 def test_a_replica_without_local_state_resumes_from_the_checkpoint_in_mlflow(test_stack, tmp_path):
     import uuid
 
-    from intelligence.clock import ManualClock
-    from intelligence.service import build_service
+    from intelligence.runtime.service import build_service
     from intelligence.settings import load_settings
+    from intelligence.vocabulary import ManualClock
 
     experiment = f"it-resume-{uuid.uuid4().hex[:8]}"
 

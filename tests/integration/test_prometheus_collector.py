@@ -6,13 +6,12 @@ import ssl
 import numpy as np
 import pytest
 
-from collectors.base import HealthState
 from collectors.errors import AuthenticationFailed, QueryRejected
 from collectors.prometheus import ClusterTarget, PrometheusCollector, PrometheusTransport, Signal
 from collectors.simulated import SimulatedContinuum
 from collectors.telemetry import CollectorTelemetry
-from intelligence.domain import SeriesKey, Tier
 from intelligence.settings import load_settings
+from intelligence.vocabulary import HealthState, SeriesKey, Tier
 from tests import stack
 from tests.certs import make_pki
 from tests.proxy import proxy

@@ -4,14 +4,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from intelligence.actuator import Actuator
-from intelligence.adapters.base import PermanentError, TemporaryError
-from intelligence.decider import Decision, Outcome
-from intelligence.domain import ActionKind, Explanation, Mode, Recommendation, RecommendationStatus, WorkloadRef
-from intelligence.ledger import ActionState
-from intelligence.policies import PolicyBook
-from intelligence.recommendations import RecommendationStore
+from intelligence.actuation.actuator import Actuator
+from intelligence.actuation.adapters.base import PermanentError, TemporaryError
+from intelligence.decisions.knative_floor import Decision, Outcome
+from intelligence.decisions.policies import PolicyBook
 from intelligence.settings import PolicySettings, SafetyEnvelope
+from intelligence.storage.ledger import ActionState
+from intelligence.storage.recommendations import RecommendationStore
+from intelligence.vocabulary import (
+    ActionKind,
+    Explanation,
+    Lever,
+    Mode,
+    Recommendation,
+    RecommendationStatus,
+    WorkloadRef,
+)
 from tests.fakes.kernel import Crash, MemoryKernel
 
 NOW = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
@@ -23,13 +31,15 @@ TTL = timedelta(hours=1)
 def decision(min_scale: int, target: WorkloadRef = INGEST, at: datetime = NOW) -> Decision:
     kind = ActionKind.SCALE_UP
     explanation = Explanation("knative.predictive-min-scale", f"min-scale to {min_scale}")
-    rec = Recommendation(kind, target, {"min_scale": min_scale}, at, 0.9, explanation, at + TTL)
+    rec = Recommendation(kind, Lever.KNATIVE_FLOOR, target, {"min_scale": min_scale}, at, 0.9, explanation, at + TTL)
     return Decision(target, Outcome.RECOMMEND, explanation, rec)
 
 
 def move(destination: str, target: WorkloadRef = INGEST, at: datetime = NOW) -> Decision:
     explanation = Explanation("reschedule.headroom", f"move to {destination}")
-    rec = Recommendation(ActionKind.REALLOCATION, target, {"cluster": destination}, at, 0.7, explanation, at + TTL)
+    rec = Recommendation(
+        ActionKind.REALLOCATION, Lever.PLACEMENT, target, {"cluster": destination}, at, 0.7, explanation, at + TTL
+    )
     return Decision(target, Outcome.RECOMMEND, explanation, rec)
 
 

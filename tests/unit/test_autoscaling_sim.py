@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from intelligence.autoscaling_sim import KpaSettings, load_at, simulate
+from intelligence.evaluation.kpa import KpaSettings, load_at, simulate
 
 STEP = 300.0
 TICK = 2.0

@@ -3,8 +3,8 @@ import threading
 import numpy as np
 import pytest
 
-from intelligence.domain import SeriesKey
-from intelligence.service import model_factory, model_signature
+from intelligence.runtime.service import model_factory, model_signature
+from intelligence.vocabulary import SeriesKey
 from models import checkpoint
 from models.bank import ModelBank
 

@@ -7,7 +7,7 @@ import pytest
 from collectors.base import normalise
 from collectors.errors import MalformedResponse, QueryRejected
 from collectors.prometheus import RawMatrix, Signal, convert_matrix, render_query
-from intelligence.domain import SeriesKey
+from intelligence.vocabulary import SeriesKey
 
 SIGNAL = Signal("cpu", "q", ("namespace", "workload"))
 

@@ -6,11 +6,10 @@ import re
 import pytest
 import requests
 
-from collectors.base import HealthState
 from collectors.errors import EndpointUnreachable, MalformedResponse, NotPrometheus, QueryRejected
 from collectors.prometheus import ClusterPoller, ClusterTarget, PrometheusTransport, Signal
 from collectors.telemetry import CollectorTelemetry
-from intelligence.domain import Tier
+from intelligence.vocabulary import HealthState, Tier
 
 SIGNAL = Signal("cpu", "up", ("namespace",))
 OK = b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"namespace":"a"},"values":[[60,"1"]]}]}}'

@@ -3,7 +3,7 @@
 import pytest
 
 from models import checks
-from models.registry import detector_kinds, forecaster_kinds, make_detector, make_forecaster
+from models.kinds import detector_kinds, forecaster_kinds, make_detector, make_forecaster
 
 
 @pytest.mark.parametrize("check", checks.forecaster_checks(), ids=lambda c: c.__name__)

@@ -3,11 +3,11 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intelligence.decider import FloorState, Outcome, decide_knative_floor
-from intelligence.domain import ActionKind, Forecast, SeriesKey
-from intelligence.planner import DecisionInputs, plan
-from intelligence.policies import PolicyBook
+from intelligence.decisions.knative_floor import FloorState, Outcome, decide_knative_floor
+from intelligence.decisions.planner import DecisionInputs, plan
+from intelligence.decisions.policies import PolicyBook
 from intelligence.settings import KnativeScalingPolicy, PolicySettings
+from intelligence.vocabulary import ActionKind, Forecast, SeriesKey
 
 NOW = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
 TTL = timedelta(hours=1)

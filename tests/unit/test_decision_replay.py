@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from intelligence.autoscaling_sim import KpaSettings
-from intelligence.replay import ReplayError, ReplayOptions, decide_floors, format_report, replay
+from intelligence.evaluation.kpa import KpaSettings
+from intelligence.evaluation.replay import ReplayError, ReplayOptions, decide_floors, format_report, replay
 from intelligence.settings import KnativeScalingPolicy
 
 STEP = 300.0

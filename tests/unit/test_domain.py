@@ -2,7 +2,7 @@ import pickle
 
 import pytest
 
-from intelligence.domain import AnomalyReason, AnomalyScore, Forecast, SeriesKey, WorkloadRef
+from intelligence.vocabulary import AnomalyReason, AnomalyScore, Forecast, SeriesKey, WorkloadRef
 
 
 def test_series_key_is_stable_whatever_the_label_order():

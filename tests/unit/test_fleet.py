@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from intelligence.domain import AnomalyScore, SeriesKey
+from intelligence.vocabulary import AnomalyScore, SeriesKey
 from models.bank import ModelBank
 from models.fleet import Fleet, ForecastRows, ScoreRows
+from models.kinds import ModelSpec
 from models.record_ratio import RecordRatio
-from models.registry import ModelSpec
 from models.seasonal_ar import SeasonalAR
 
 STEP = 300.0

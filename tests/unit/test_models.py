@@ -6,13 +6,7 @@ import numpy as np
 import pytest
 
 from models.base import Expectation
-from models.registry import (
-    BadModelParams,
-    UnknownModelKind,
-    forecaster_kinds,
-    make_detector,
-    make_forecaster,
-)
+from models.kinds import BadModelParams, UnknownModelKind, forecaster_kinds, make_detector, make_forecaster
 
 STEP = 300.0
 

@@ -2,12 +2,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from intelligence.actuator import Actuator
-from intelligence.decider import Decision, Outcome
-from intelligence.domain import ActionKind, Explanation, Mode, Recommendation, RecommendationStatus, WorkloadRef
-from intelligence.policies import PolicyBook
-from intelligence.recommendations import RecommendationStore
+from intelligence.actuation.actuator import Actuator
+from intelligence.decisions.knative_floor import Decision, Outcome
+from intelligence.decisions.policies import PolicyBook
 from intelligence.settings import PolicySettings
+from intelligence.storage.recommendations import RecommendationStore
+from intelligence.vocabulary import (
+    ActionKind,
+    Explanation,
+    Lever,
+    Mode,
+    Recommendation,
+    RecommendationStatus,
+    WorkloadRef,
+)
 
 NOW = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
 TARGET = WorkloadRef("edge-1", "iot", "ingest")
@@ -15,7 +23,14 @@ TARGET = WorkloadRef("edge-1", "iot", "ingest")
 
 def rec(min_scale: int, at: datetime = NOW, kind: ActionKind = ActionKind.SCALE_UP) -> Recommendation:
     return Recommendation(
-        kind, TARGET, {"min_scale": min_scale}, at, 0.8, Explanation("rule", f"to {min_scale}"), at + timedelta(hours=1)
+        kind,
+        Lever.KNATIVE_FLOOR,
+        TARGET,
+        {"min_scale": min_scale},
+        at,
+        0.8,
+        Explanation("rule", f"to {min_scale}"),
+        at + timedelta(hours=1),
     )
 
 

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 
-from collectors.base import HealthState
 from collectors.replay import ReplayCollector, ReplayFormatError
-from intelligence.clock import ManualClock
-from intelligence.service import build_service
+from intelligence.runtime.service import build_service
 from intelligence.settings import load_settings
+from intelligence.vocabulary import HealthState, ManualClock
 
 INGEST = 'edge-1/requests{namespace="iot",workload="ingest"}'  # a series key as the header: CSV-quoted
 CSV = (

@@ -5,13 +5,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intelligence.decider import Outcome
-from intelligence.domain import ActionKind, Forecast, SeriesKey, Tier, WorkloadRef
-from intelligence.envelope import EnactedAction, Proposal, check
-from intelligence.planner import DecisionInputs, plan
-from intelligence.policies import PolicyBook
-from intelligence.rescheduling import ClusterView, cluster_loads, decide_moves, placement_scores
+from intelligence.decisions.envelope import EnactedAction, Proposal, check
+from intelligence.decisions.knative_floor import Outcome
+from intelligence.decisions.planner import DecisionInputs, plan
+from intelligence.decisions.policies import PolicyBook
+from intelligence.decisions.rescheduling import ClusterView, cluster_loads, decide_moves, placement_scores
 from intelligence.settings import PolicySettings, ReschedulePolicy, SafetyEnvelope
+from intelligence.vocabulary import ActionKind, Forecast, SeriesKey, Tier, WorkloadRef
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 TTL = timedelta(hours=1)

@@ -5,8 +5,8 @@ import yaml
 from typer.testing import CliRunner
 
 from api.cli import app
-from intelligence.domain import Mode
 from intelligence.settings import ConfigError, Settings, load_settings
+from intelligence.vocabulary import Mode
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "intelligence" / "example-config.yaml"
 

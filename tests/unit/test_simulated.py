@@ -1,7 +1,7 @@
 import numpy as np
 
 from collectors.simulated import ANOMALY, SimulatedCollector, SimulatedContinuum
-from intelligence.domain import SeriesKey
+from intelligence.vocabulary import SeriesKey
 
 ORIGIN = 1_767_225_600.0 + 5.5 * 3600  # 2026-01-01 05:30 UTC
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from intelligence.domain import Mode, Tier, WorkloadRef
-from intelligence.settings import KnativeScalingPolicy, PolicySettings, WorkloadKind
+from intelligence.settings import KnativeScalingPolicy, PolicySettings
+from intelligence.vocabulary import Mode, Tier, WorkloadKind, WorkloadRef
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from intelligence.adapters.base import Applied, ClusterScore
-from intelligence.adapters.deployments import DeploymentScaler
-from intelligence.adapters.knative import KnativeScaler
-from intelligence.adapters.kube import ClusterClients, Kube, Retrier, new_api_client
-from intelligence.adapters.ocm import OcmHub
-from intelligence.clock import Clock, SystemClock, utc_now
+from intelligence.actuation.adapters.base import Applied, ClusterScore
+from intelligence.actuation.adapters.deployments import DeploymentScaler
+from intelligence.actuation.adapters.knative import KnativeScaler
+from intelligence.actuation.adapters.kube import ClusterClients, Kube, Retrier, new_api_client
+from intelligence.actuation.adapters.ocm import OcmHub
 from intelligence.settings import KubernetesSettings
+from intelligence.vocabulary import Clock, SystemClock, utc_now
 
 HUB = "hub"
 

@@ -18,14 +18,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from intelligence.adapters.base import AdapterError, Applied, ClusterScore, MetaKernel, PermanentError
-from intelligence.decider import Decision, FloorState, Outcome
-from intelligence.domain import ActionKind, Mode, Recommendation, RecommendationStatus, WorkloadRef, recommendation_key
-from intelligence.envelope import Proposal, check
-from intelligence.ledger import ActionLedger, ActionState
-from intelligence.policies import PolicyBook
-from intelligence.recommendations import RecommendationStore
-from intelligence.settings import WorkloadKind
+from intelligence.actuation.adapters.base import AdapterError, Applied, ClusterScore, MetaKernel, PermanentError
+from intelligence.decisions.envelope import Proposal, check
+from intelligence.decisions.knative_floor import Decision, FloorState, Outcome
+from intelligence.decisions.policies import PolicyBook
+from intelligence.storage.ledger import ActionLedger, ActionState
+from intelligence.storage.recommendations import RecommendationStore
+from intelligence.vocabulary import (
+    ActionKind,
+    Lever,
+    Mode,
+    Recommendation,
+    RecommendationStatus,
+    WorkloadKind,
+    WorkloadRef,
+    recommendation_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +168,9 @@ class Actuator:
         last = self._extended.get(target)
         if last is not None and now - last < self.ttl / 4:
             return
-        param = "replicas" if self.book.for_workload(target).kind is WorkloadKind.DEPLOYMENT else "min_scale"
-        self.store.extend(recommendation_key(target, {param: 0}), now, now + self.ttl)
+        deployment = self.book.for_workload(target).kind is WorkloadKind.DEPLOYMENT
+        lever = Lever.REPLICAS if deployment else Lever.KNATIVE_FLOOR
+        self.store.extend(recommendation_key(target, lever), now, now + self.ttl)
         self._extended[target] = now
 
     def _audit_once(

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from intelligence.envelope import EnactedAction
-from intelligence.recommendations import _aware, _jsonable, metadata
+from intelligence.decisions.envelope import EnactedAction
+from intelligence.storage.recommendations import _aware, _jsonable, metadata
 
 actions = sa.Table(
     "actions",

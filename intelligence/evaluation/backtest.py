@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from collectors.replay import ReplayFormatError, infer_step, read_wide_csv
-from models.registry import BadModelParams, UnknownModelKind, make_detector, make_forecaster
+from models.kinds import BadModelParams, UnknownModelKind, make_detector, make_forecaster
 
 
 class BacktestError(Exception):

@@ -13,13 +13,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from collectors.base import ClusterHealth, Collector, HealthState, PullResult
-from intelligence.actuator import Actuator, ActuatorReport
-from intelligence.domain import AnomalyScore, SeriesKey
-from intelligence.planner import DecisionInputs, plan
-from intelligence.policies import PolicyBook
-from intelligence.rescheduling import ClusterView, anomalous_clusters, fresh, placement_scores_due
-from intelligence.stores import AnomalyStore, ForecastStore
+from collectors.base import Collector, PullResult
+from intelligence.actuation.actuator import Actuator, ActuatorReport
+from intelligence.decisions.planner import DecisionInputs, plan
+from intelligence.decisions.policies import PolicyBook
+from intelligence.decisions.rescheduling import ClusterView, anomalous_clusters, fresh, placement_scores_due
+from intelligence.runtime.stores import AnomalyStore, ForecastStore
+from intelligence.vocabulary import AnomalyScore, ClusterHealth, HealthState, SeriesKey
 from models.bank import ModelBank
 
 log = logging.getLogger(__name__)

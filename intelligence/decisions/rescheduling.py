@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from intelligence.decider import Decision, Outcome, hold
-from intelligence.domain import ActionKind, Explanation, Forecast, Recommendation, Tier, WorkloadRef
-from intelligence.policies import WorkloadPolicy
+from intelligence.decisions.knative_floor import Decision, Outcome, hold
+from intelligence.decisions.policies import WorkloadPolicy
 from intelligence.settings import PlacementScorePolicy, ReschedulePolicy
+from intelligence.vocabulary import ActionKind, Explanation, Forecast, Lever, Recommendation, Tier, WorkloadRef
 
 RULE_RESCHEDULE = "reschedule.headroom"
 
@@ -234,6 +234,7 @@ def _best_move(
     )
     rec = Recommendation(
         kind=ActionKind.REALLOCATION,
+        lever=Lever.PLACEMENT,
         target=ref,
         params={"cluster": dest_name},
         created_at=now,

@@ -26,8 +26,15 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from intelligence.adapters.base import Applied, PermanentError, TemporaryError
-from intelligence.adapters.kube import MERGE_PATCH, Kube, annotations_of, as_object, get_or_none, resource_version
+from intelligence.actuation.adapters.base import Applied, PermanentError, TemporaryError
+from intelligence.actuation.adapters.kube import (
+    MERGE_PATCH,
+    Kube,
+    annotations_of,
+    as_object,
+    get_or_none,
+    resource_version,
+)
 from intelligence.settings import KnativeScalePath
 
 log = logging.getLogger(__name__)

@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 
 from collectors.replay import infer_step
-from intelligence.autoscaling_sim import KpaOutcome, KpaSettings, simulate
-from intelligence.decider import FloorState, Outcome, decide_knative_floor
-from intelligence.domain import Forecast, SeriesKey
+from intelligence.decisions.knative_floor import FloorState, Outcome, decide_knative_floor
+from intelligence.evaluation.kpa import KpaOutcome, KpaSettings, simulate
 from intelligence.settings import KnativeScalingPolicy, ModelSettings
+from intelligence.vocabulary import Forecast, SeriesKey
 from models.bank import ModelBank
 from models.fleet import ForecastRows
-from models.registry import ModelSpec
+from models.kinds import ModelSpec
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 CLUSTER, NAMESPACE = "replay", "replay"

@@ -10,11 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from intelligence.decider import Decision, FloorState, decide_knative_floor
-from intelligence.domain import ActionKind, Forecast, WorkloadRef
-from intelligence.policies import PolicyBook
-from intelligence.rescheduling import ClusterLoad, ClusterView, cluster_loads, decide_moves, placement_scores
-from intelligence.settings import WorkloadKind
+from intelligence.decisions.knative_floor import Decision, FloorState, decide_knative_floor
+from intelligence.decisions.policies import PolicyBook
+from intelligence.decisions.rescheduling import ClusterLoad, ClusterView, cluster_loads, decide_moves, placement_scores
+from intelligence.vocabulary import ActionKind, Forecast, Lever, WorkloadKind, WorkloadRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +38,7 @@ def _as_deployment(decision: Decision) -> Decision:
     if rec is None:
         return decision
     kind = ActionKind.SCALE_OUT if rec.kind is ActionKind.SCALE_UP else ActionKind.SCALE_IN
-    rec = replace(rec, kind=kind, params={"replicas": rec.params["min_scale"]})
+    rec = replace(rec, kind=kind, lever=Lever.REPLICAS, params={"replicas": rec.params["min_scale"]})
     return replace(decision, recommendation=rec)
 
 

@@ -21,20 +21,19 @@ from prometheus_client import CollectorRegistry
 
 from collectors.base import Collector
 from collectors.telemetry import CollectorTelemetry
-from intelligence.actuator import Actuator
-from intelligence.adapters.base import MetaKernel
-from intelligence.champions import ChampionWatcher, load_active, registry_name, save_active
-from intelligence.clock import Clock, ScaledClock, SystemClock, utc_now
-from intelligence.domain import Mode, SeriesKey
-from intelligence.engine import Engine, StepReport
-from intelligence.policies import PolicyBook
-from intelligence.recommendations import RecommendationStore
-from intelligence.rescheduling import ClusterView
+from intelligence.actuation.actuator import Actuator
+from intelligence.actuation.adapters.base import MetaKernel
+from intelligence.decisions.policies import PolicyBook
+from intelligence.decisions.rescheduling import ClusterView
+from intelligence.runtime.champions import ChampionWatcher, load_active, registry_name, save_active
+from intelligence.runtime.engine import Engine, StepReport
+from intelligence.runtime.stores import AnomalyStore, ForecastStore
 from intelligence.settings import ConfigError, Settings, load_settings
-from intelligence.stores import AnomalyStore, ForecastStore
+from intelligence.storage.recommendations import RecommendationStore
+from intelligence.vocabulary import Clock, Mode, ScaledClock, SeriesKey, SystemClock, utc_now
 from models import checkpoint
 from models.bank import ModelBank, ModelFactory
-from models.registry import BadModelParams, ModelSpec, UnknownModelKind, make_detector, make_forecaster
+from models.kinds import BadModelParams, ModelSpec, UnknownModelKind, make_detector, make_forecaster
 
 log = logging.getLogger(__name__)
 
@@ -468,7 +467,7 @@ def cluster_catalog(settings: Settings) -> dict[str, ClusterView]:
 
 def _meta_kernel(settings: Settings) -> MetaKernel:
     """The Kubernetes adapters, only built when some workload may be enacted on (imports kubernetes)."""
-    from intelligence.adapters.metakernel import KubeMetaKernel
+    from intelligence.actuation.adapters.metakernel import KubeMetaKernel
 
     try:
         kernel = KubeMetaKernel(settings.kubernetes)

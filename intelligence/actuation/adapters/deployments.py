@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from intelligence.adapters.base import Applied, PermanentError, TemporaryError
-from intelligence.adapters.kube import MERGE_PATCH, Kube
+from intelligence.actuation.adapters.base import Applied, PermanentError, TemporaryError
+from intelligence.actuation.adapters.kube import MERGE_PATCH, Kube
 
 log = logging.getLogger(__name__)
 

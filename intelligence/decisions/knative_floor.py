@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from intelligence.domain import ActionKind, Explanation, Forecast, Recommendation, WorkloadRef
 from intelligence.settings import KnativeScalingPolicy
+from intelligence.vocabulary import ActionKind, Explanation, Forecast, Lever, Recommendation, WorkloadRef
 
 RULE_PREDICTIVE_FLOOR = "knative.predictive-min-scale"
 
@@ -180,6 +180,7 @@ def decide_knative_floor(
     confidence = max(0.0, min(1.0, 1.0 - relative_band / policy.max_relative_band))
     recommendation = Recommendation(
         kind=kind,
+        lever=Lever.KNATIVE_FLOOR,
         target=target,
         params={"min_scale": proposal},
         created_at=now,

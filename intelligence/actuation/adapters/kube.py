@@ -18,7 +18,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from intelligence.adapters.base import AdapterError, PermanentError, TemporaryError
+from intelligence.actuation.adapters.base import AdapterError, PermanentError, TemporaryError
 from intelligence.settings import KubernetesSettings
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from intelligence.adapters.base import Applied, ClusterScore, PermanentError, TemporaryError
-from intelligence.adapters.kube import JSON_PATCH, MERGE_PATCH, Kube, as_object, get_or_none, resource_version
+from intelligence.actuation.adapters.base import Applied, ClusterScore, PermanentError, TemporaryError
+from intelligence.actuation.adapters.kube import JSON_PATCH, MERGE_PATCH, Kube, as_object, get_or_none, resource_version
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeVar
 
-from intelligence.domain import AnomalyScore, Forecast, SeriesKey
+from intelligence.vocabulary import AnomalyScore, Forecast, SeriesKey
 
 T = TypeVar("T", covariant=True)
 

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from intelligence.domain import ActionKind, Explanation, Recommendation, RecommendationStatus, WorkloadRef
+from intelligence.vocabulary import ActionKind, Explanation, Lever, Recommendation, RecommendationStatus, WorkloadRef
 
 metadata = sa.MetaData()
 
@@ -222,6 +222,7 @@ class RecommendationStore:
         exp = r["explanation"]
         rec = Recommendation(
             kind=ActionKind(r["kind"]),
+            lever=next(lever for lever in Lever if lever.param in r["params"]),
             target=WorkloadRef(r["cluster"], r["namespace"], r["workload"]),
             params=r["params"],
             created_at=_aware(r["created_at"]) or datetime.now(UTC),

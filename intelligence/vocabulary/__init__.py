@@ -1,0 +1,55 @@
+"""The vocabulary every layer shares: the bottom of the project, importing nothing of it.
+
+``series`` (what is measured), ``forecasts`` (what the models say), ``decisions`` (what
+the service decides) and ``clock`` (time as an argument). Frozen and typed; no I/O.
+"""
+
+from intelligence.vocabulary.clock import Clock, ManualClock, ScaledClock, SystemClock, utc_now
+from intelligence.vocabulary.decisions import (
+    Action,
+    ActionKind,
+    Explanation,
+    Lever,
+    Mode,
+    Recommendation,
+    RecommendationStatus,
+    WorkloadKind,
+    recommendation_key,
+)
+from intelligence.vocabulary.forecasts import AnomalyReason, AnomalyScore, Forecast
+from intelligence.vocabulary.series import (
+    ClusterHealth,
+    HealthState,
+    Sample,
+    SeriesBatch,
+    SeriesKey,
+    Tier,
+    WorkloadRef,
+)
+
+__all__ = [
+    "Action",
+    "ActionKind",
+    "AnomalyReason",
+    "AnomalyScore",
+    "Clock",
+    "ClusterHealth",
+    "Explanation",
+    "Forecast",
+    "HealthState",
+    "Lever",
+    "ManualClock",
+    "Mode",
+    "Recommendation",
+    "RecommendationStatus",
+    "Sample",
+    "ScaledClock",
+    "SeriesBatch",
+    "SeriesKey",
+    "SystemClock",
+    "Tier",
+    "WorkloadKind",
+    "WorkloadRef",
+    "recommendation_key",
+    "utc_now",
+]
