@@ -11,7 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.metrics import registry_for
 from api.routes import actuator, anomalies, forecasts, health, models, recommendations
-from intelligence.runtime.service import Service, build_service
+from intelligence.runtime.facade import ServiceFacade
+from intelligence.runtime.service import Service
+from intelligence.runtime.wiring import build_service
 from intelligence.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,9 @@ def create_app(
         owned = service is None
         svc = build(settings) if owned else service
         assert svc is not None
-        app.state.service = svc
-        app.state.registry = registry_for(svc)
+        facade = ServiceFacade(svc)
+        app.state.service = facade
+        app.state.registry = registry_for(facade)
         if owned and run_loop:
             svc.start()
         try:

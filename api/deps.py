@@ -1,4 +1,4 @@
-"""Dependencies: the service built in the lifespan, reached through the request."""
+"""Dependencies: the service built in the lifespan, reached through its facade."""
 
 from __future__ import annotations
 
@@ -7,22 +7,22 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
-from intelligence.runtime.service import Service
+from intelligence.runtime.facade import ServiceFacade
 
 
-def get_service(request: Request) -> Service:
-    service: Service = request.app.state.service
+def get_service(request: Request) -> ServiceFacade:
+    service: ServiceFacade = request.app.state.service
     return service
 
 
-ServiceDep = Annotated[Service, Depends(get_service)]
+ServiceDep = Annotated[ServiceFacade, Depends(get_service)]
 
 
 def require_token(
     service: ServiceDep, authorization: Annotated[str | None, Header(description="Bearer token")] = None
 ) -> None:
     """The mutating endpoints need ``Authorization: Bearer <token>``, the token read from ``api.token_file``."""
-    path = service.settings.api.token_file
+    path = service.token_file
     if path is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "mutating endpoints are disabled: set api.token_file")
     try:

@@ -14,6 +14,9 @@ from typing import Any
 
 from models.base import Detector, Forecaster
 
+DEFAULT_FORECASTER = "seasonal_ar"  # the service's defaults (the settings and the offline tools take them from here)
+DEFAULT_DETECTOR = "record_ratio"
+
 FORECASTERS: dict[str, str] = {
     "seasonal_holt": "models.forecasters:SeasonalHolt",
     "ar_rls": "models.forecasters:AutoRegressiveRLS",

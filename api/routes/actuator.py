@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from api.deps import Authenticated, ServiceDep
-from intelligence.actuation.adapters.base import AdapterError
-from intelligence.vocabulary import utc_now
+from intelligence.runtime.facade import ClusterRefused
 
 router = APIRouter(prefix="/v1/actuator", tags=["actuator"])
 
@@ -46,7 +46,8 @@ class ActuatorOut(BaseModel):
 class ActionOut(BaseModel):
     id: int
     recommendation_id: int
-    target: str
+    target: str = Field(description="cluster/namespace/workload")
+    lever: str = Field(description="What the action set: knative-floor, replicas or placement")
     kind: str
     params: dict[str, Any]
     state: str
@@ -65,21 +66,7 @@ class ScoresOut(BaseModel):
 
 
 def _state(service: ServiceDep) -> ActuatorOut:
-    actuator = service.engine.actuator
-    envelope = actuator.envelope
-    killed, reason = actuator.killed()
-    now = utc_now(service.clock)
-    used = len(actuator.ledger.enacted_since(now - timedelta(minutes=envelope.budget_period_minutes)))
-    return ActuatorOut(
-        mode=service.settings.policy.mode.value,
-        modes_in_use=sorted(m.value for m in actuator.book.modes),
-        adapters=actuator.kernel is not None,
-        kill_switch=killed,
-        kill_switch_reason=reason,
-        budget_used=used,
-        budget_actions=envelope.budget_actions,
-        budget_period_minutes=envelope.budget_period_minutes,
-    )
+    return ActuatorOut(**asdict(service.actuator_state()))
 
 
 @router.get("", response_model=ActuatorOut, summary="Modes, kill switch and action budget")
@@ -94,8 +81,7 @@ def actuator_state(service: ServiceDep) -> ActuatorOut:
     summary="Turn the kill switch on (nothing is enacted, in every replica) or off",
 )
 def kill_switch(service: ServiceDep, body: KillSwitchIn) -> ActuatorOut:
-    now = utc_now(service.clock)
-    service.engine.actuator.set_kill_switch(body.on, body.reason, now)
+    service.set_kill_switch(body.on, body.reason)
     return _state(service)
 
 
@@ -112,12 +98,11 @@ def kill_switch(service: ServiceDep, body: KillSwitchIn) -> ActuatorOut:
 )
 def drain(service: ServiceDep, cluster: str, body: DrainIn | None = None) -> DrainOut:
     body = body or DrainIn()
-    now = utc_now(service.clock)
     try:
-        applied = service.engine.actuator.drain(cluster, now, body.by, body.effect, body.reason)
+        applied = service.drain(cluster, body.by, body.effect, body.reason)
     except PermissionError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    except AdapterError as exc:
+    except ClusterRefused as exc:
         code = status.HTTP_404_NOT_FOUND if exc.status == 404 else status.HTTP_502_BAD_GATEWAY
         raise HTTPException(code, str(exc)) from exc
     return DrainOut(cluster=cluster, object=applied.obj, changed=applied.changed)
@@ -125,12 +110,13 @@ def drain(service: ServiceDep, cluster: str, body: DrainIn | None = None) -> Dra
 
 @router.get("/actions", response_model=list[ActionOut], summary="Enacted, pending and failed actions, newest first")
 def actions(service: ServiceDep, limit: int = Query(100, ge=1, le=5000)) -> list[ActionOut]:
-    rows = service.engine.actuator.ledger.find(limit=limit)
+    rows = service.actions(limit)
     return [
         ActionOut(
             id=r.id,
             recommendation_id=r.recommendation_id,
-            target=r.target,
+            target=str(r.target),
+            lever=r.lever.value,
             kind=r.kind,
             params=r.params,
             state=r.state.value,
@@ -145,14 +131,14 @@ def actions(service: ServiceDep, limit: int = Query(100, ge=1, le=5000)) -> list
 
 @router.get("/audit", summary="The audit log, newest first")
 def audit(service: ServiceDep, limit: int = Query(100, ge=1, le=5000)) -> list[dict[str, Any]]:
-    return service.recommendations.audit_entries(limit)
+    return service.audit(limit)
 
 
 @router.get("/placement-scores", response_model=ScoresOut, summary="Forecast headroom per cluster for OCM Placement")
 def placement_scores(service: ServiceDep) -> ScoresOut:
-    state = service.engine.actuator.scores
+    state = service.placement_scores()
     return ScoresOut(
-        name=service.settings.kubernetes.placement_score_name,
+        name=service.placement_score_name,
         scores=state.scores,
         computed_at=state.computed_at,
         published_at=state.published_at,

@@ -18,4 +18,4 @@ def list_forecasts(
     limit: int = Query(500, ge=1, le=10_000),
 ) -> list[ForecastOut]:
     labels = {k: v for k, v in (("namespace", namespace), ("workload", workload)) if v is not None}
-    return [ForecastOut.of(fc) for fc in service.forecasts.query(cluster, signal, **labels)[:limit]]
+    return [ForecastOut.of(fc) for fc in service.forecasts(cluster, signal, **labels)[:limit]]

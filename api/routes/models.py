@@ -71,7 +71,7 @@ def list_models(service: ServiceDep) -> ModelsOut:
             )
     except Exception as exc:
         raise _unavailable(registry, exc) from exc
-    accuracy = {k: float(v) for k, v in service.engine.bank.accuracy().as_metrics().items() if v == v}
+    accuracy = {k: float(v) for k, v in service.live_accuracy().as_metrics().items() if v == v}
     return ModelsOut(
         forecaster_kinds=forecaster_kinds(),
         detector_kinds=detector_kinds(),

@@ -5,8 +5,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import Authenticated, ServiceDep
 from api.schemas import RecommendationOut
-from intelligence.runtime.service import Service
-from intelligence.vocabulary import RecommendationStatus, utc_now
+from intelligence.runtime.facade import ServiceFacade
+from intelligence.vocabulary import RecommendationStatus
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
 
@@ -24,7 +24,7 @@ def list_recommendations(
     namespace: str | None = None,
     limit: int = Query(100, ge=1, le=5000),
 ) -> list[RecommendationOut]:
-    rows = service.recommendations.find(None if all_statuses else status, cluster, namespace, limit)
+    rows = service.recommendations(None if all_statuses else status, cluster, namespace, limit)
     return [RecommendationOut.of(r) for r in rows]
 
 
@@ -33,20 +33,19 @@ class DecisionIn(BaseModel):
     reason: str = Field(default="", max_length=1000)
 
 
-def _decide(service: Service, rec_id: int, approve: bool, body: DecisionIn) -> RecommendationOut:
-    actuator = service.engine.actuator
+def _decide(service: ServiceFacade, rec_id: int, approve: bool, body: DecisionIn) -> RecommendationOut:
     try:
         if approve:
-            actuator.approve(rec_id, utc_now(service.clock), body.by)
+            service.approve(rec_id, body.by)
         else:
-            actuator.reject(rec_id, utc_now(service.clock), body.by, body.reason)
+            service.reject(rec_id, body.by, body.reason)
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except PermissionError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except ValueError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    stored = service.recommendations.get(rec_id)
+    stored = service.recommendation(rec_id)
     assert stored is not None
     return RecommendationOut.of(stored)
 

@@ -12,21 +12,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from intelligence.settings import SafetyEnvelope
+from intelligence.decisions.specs import EnvelopeSpec
+from intelligence.vocabulary import WorkloadRef
 
 
 @dataclass(frozen=True, slots=True)
 class EnactedAction:
-    """One action enacted earlier: its target key, when, and its direction (+1 up, -1 down, 0 a move)."""
+    """One action enacted earlier: its workload, when, and its direction (+1 up, -1 down, 0 a move)."""
 
-    target: str
+    target: WorkloadRef
     at: datetime
     direction: int
 
 
 @dataclass(frozen=True, slots=True)
 class Proposal:
-    target: str
+    target: WorkloadRef
     current: int | None  # replicas / min-scale in force (None: not a scaling action)
     proposed: int | None
     bounds: tuple[int, int] | None = None
@@ -49,7 +50,7 @@ class Verdict:
 def check(
     proposal: Proposal,
     history: Sequence[EnactedAction],
-    envelope: SafetyEnvelope,
+    envelope: EnvelopeSpec,
     killed: bool,
     now: datetime,
 ) -> Verdict:

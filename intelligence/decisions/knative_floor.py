@@ -1,44 +1,20 @@
-"""The decider: a pure function from (state, forecasts, policy, now) to decisions.
+"""The predictive Knative floor: a pure function from (forecast, floor in force, policy, now) to a decision.
 
 No I/O and no clock reads. "Not enough data" and "too uncertain" are normal
-outcomes carried in :class:`Decision`, not exceptions.
+outcomes carried in :class:`~intelligence.decisions.outcomes.Decision`, not exceptions.
 """
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from intelligence.settings import KnativeScalingPolicy
+from intelligence.decisions.outcomes import Decision, FloorState, Outcome, hold
+from intelligence.decisions.specs import KnativeFloorSpec
 from intelligence.vocabulary import ActionKind, Explanation, Forecast, Lever, Recommendation, WorkloadRef
 
 RULE_PREDICTIVE_FLOOR = "knative.predictive-min-scale"
-
-
-class Outcome(enum.StrEnum):
-    RECOMMEND = "recommend"
-    HOLD = "hold"
-    INSUFFICIENT_DATA = "insufficient-data"
-    TOO_UNCERTAIN = "too-uncertain"
-
-
-@dataclass(frozen=True, slots=True)
-class FloorState:
-    """The min-scale currently in force (or last recommended) for a Knative service."""
-
-    min_scale: int
-    changed_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    target: WorkloadRef
-    outcome: Outcome
-    explanation: Explanation
-    recommendation: Recommendation | None = None
 
 
 def lead_steps(step_seconds: float, lead_seconds: float, horizon: int) -> int:
@@ -53,23 +29,15 @@ def lead_steps(step_seconds: float, lead_seconds: float, horizon: int) -> int:
     return max(1, min(horizon, math.ceil(2.0 + lead_seconds / step_seconds - 1e-9) - 1))
 
 
-def hold(
-    target: WorkloadRef,
-    outcome: Outcome,
-    summary: str,
-    inputs: Mapping[str, object],
-    rule: str = RULE_PREDICTIVE_FLOOR,
-    rejected: tuple[str, ...] = (),
-) -> Decision:
-    """A decision to do nothing, with its explanation (the inputs are copied: callers go on filling theirs)."""
-    return Decision(target, outcome, Explanation(rule, summary, dict(inputs), rejected))
+def _hold(target: WorkloadRef, outcome: Outcome, summary: str, inputs: Mapping[str, object]) -> Decision:
+    return hold(target, outcome, summary, inputs, RULE_PREDICTIVE_FLOOR)
 
 
 def decide_knative_floor(
     forecast: Forecast | None,
     target: WorkloadRef,
     floor: FloorState,
-    policy: KnativeScalingPolicy,
+    policy: KnativeFloorSpec,
     now: datetime,
     ttl: timedelta,
 ) -> Decision:
@@ -86,16 +54,16 @@ def decide_knative_floor(
     window then paces the pods.
     """
     if forecast is None or forecast.horizon == 0:
-        return hold(target, Outcome.INSUFFICIENT_DATA, "no forecast yet", {})
+        return _hold(target, Outcome.INSUFFICIENT_DATA, "no forecast yet", {})
     if policy.quantile not in forecast.quantiles:
-        return hold(
+        return _hold(
             target,
             Outcome.INSUFFICIENT_DATA,
             f"forecast has no {policy.quantile} quantile yet (band not calibrated)",
             {"quantiles": sorted(forecast.quantiles)},
         )
     if forecast.horizon * forecast.step_seconds < policy.cold_start_seconds:
-        return hold(
+        return _hold(
             target,
             Outcome.INSUFFICIENT_DATA,
             f"horizon {forecast.horizon * forecast.step_seconds:g}s is shorter than the cold start "
@@ -109,7 +77,7 @@ def decide_knative_floor(
     peak_index = max(range(steps), key=lambda k: wanted[k])
     peak, peak_point = wanted[peak_index], forecast.point[peak_index]
     if not (math.isfinite(peak) and math.isfinite(peak_point) and math.isfinite(upper[peak_index])):
-        return hold(target, Outcome.INSUFFICIENT_DATA, "forecast is not finite", {})
+        return _hold(target, Outcome.INSUFFICIENT_DATA, "forecast is not finite", {})
     peak = max(peak, 0.0)
     scale = max(abs(peak_point), policy.target_per_replica)
     relative_band = (max(upper[peak_index], 0.0) - max(peak_point, 0.0)) / scale
@@ -132,7 +100,7 @@ def decide_knative_floor(
     uncertain = relative_band > policy.max_relative_band
     too_wide = f"band {relative_band:.2f}x the forecast is wider than {policy.max_relative_band}x"
     if uncertain and floor.min_scale <= policy.min_scale:
-        return hold(target, Outcome.TOO_UNCERTAIN, too_wide, inputs)
+        return _hold(target, Outcome.TOO_UNCERTAIN, too_wide, inputs)
     # too uncertain to hold a floor up: hand the workload back to the reactive autoscaler (paced as any lowering)
     needed = policy.min_scale if uncertain else math.ceil(peak / policy.target_per_replica - 1e-9)
     bounded = min(max(needed, policy.min_scale), policy.max_scale)
@@ -153,7 +121,7 @@ def decide_knative_floor(
         hours = (now - floor.changed_at).total_seconds() / 3600.0 if floor.changed_at else math.inf
         allowed = math.inf if math.isinf(hours) else math.floor(policy.scale_down_per_hour * hours)
         if hours * 60.0 < policy.scale_down_delay_minutes or allowed < 1:
-            return hold(
+            return _hold(
                 target,
                 Outcome.HOLD,
                 f"would lower min-scale to {bounded}, but the floor changed {hours * 60:.0f} min ago "
@@ -168,7 +136,7 @@ def decide_knative_floor(
         if uncertain:
             effect = f"release {current - proposal} replica(s) held for a forecast too uncertain to trust"
     else:
-        return hold(target, Outcome.HOLD, f"min-scale {current} already fits the forecast peak", inputs)
+        return _hold(target, Outcome.HOLD, f"min-scale {current} already fits the forecast peak", inputs)
     explanation = Explanation(
         rule=RULE_PREDICTIVE_FLOOR,
         summary=f"{verb} min-scale of {target} from {current} to {proposal}: forecast "

@@ -10,9 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from intelligence.decisions.knative_floor import Decision, FloorState, decide_knative_floor
+from intelligence.decisions.knative_floor import decide_knative_floor
+from intelligence.decisions.outcomes import Decision, FloorState
+from intelligence.decisions.placement import placement_scores
 from intelligence.decisions.policies import PolicyBook
-from intelligence.decisions.rescheduling import ClusterLoad, ClusterView, cluster_loads, decide_moves, placement_scores
+from intelligence.decisions.rescheduling import ClusterLoad, ClusterView, cluster_loads, decide_moves
 from intelligence.vocabulary import ActionKind, Forecast, Lever, WorkloadKind, WorkloadRef
 
 
@@ -52,7 +54,7 @@ def plan(inputs: DecisionInputs, book: PolicyBook, now: datetime, ttl: timedelta
         floor = inputs.floors.get(target, FloorState(wp.knative.min_scale))
         decision = decide_knative_floor(fc, target, floor, wp.knative, now, ttl)
         decisions.append(_as_deployment(decision) if wp.kind is WorkloadKind.DEPLOYMENT else decision)
-    resched = book.settings.reschedule
+    resched = book.spec.reschedule
     loads = cluster_loads(inputs.clusters, inputs.load, resched.quantile)
     decisions += decide_moves(loads, book.for_workload, inputs.last_moved, resched, now, ttl)
     return Plan(decisions, loads, placement_scores(loads))

@@ -1,4 +1,4 @@
-"""The policy in force for one workload: global settings with the matching overrides applied.
+"""The policy in force for one workload: the global policy with the matching overrides applied.
 
 Overrides are applied from the least to the most specific (cluster < namespace <
 workload), so ``namespace: iot`` sets a default that ``workload: ingest`` refines.
@@ -6,10 +6,10 @@ workload), so ``namespace: iot`` sets a default that ``workload: ingest`` refine
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from intelligence.settings import KnativeScalingPolicy, PolicySettings
+from intelligence.decisions.specs import KnativeFloorSpec, PolicySpec
 from intelligence.vocabulary import Mode, Tier, WorkloadKind, WorkloadRef
 
 
@@ -17,33 +17,33 @@ from intelligence.vocabulary import Mode, Tier, WorkloadKind, WorkloadRef
 class WorkloadPolicy:
     mode: Mode
     kind: WorkloadKind
-    knative: KnativeScalingPolicy
+    knative: KnativeFloorSpec
     movable: bool
     tiers: tuple[Tier, ...] | None  # allowed destination tiers (None: any)
     cluster_labels: tuple[tuple[str, str], ...]  # labels a destination must carry
 
 
 class PolicyBook:
-    """Resolves (and caches) the policy of each workload. Immutable settings in, so caching is safe."""
+    """Resolves (and caches) the policy of each workload. An immutable spec in, so caching is safe."""
 
-    def __init__(self, settings: PolicySettings) -> None:
-        self.settings = settings
-        self._overrides = sorted(settings.overrides, key=lambda o: o.specificity())
+    def __init__(self, spec: PolicySpec) -> None:
+        self.spec = spec
+        self._overrides = sorted(spec.overrides, key=lambda o: o.specificity())
         self.for_workload = lru_cache(maxsize=65_536)(self._resolve)
 
     @property
     def scaling_signals(self) -> list[str]:
         """Every signal some workload's Knative floor is decided on (overrides may name their own)."""
-        named = {str(o.knative["signal"]) for o in self.settings.overrides if "signal" in o.knative}
-        return sorted({self.settings.knative.signal} | named)
+        named = {str(o.knative["signal"]) for o in self.spec.overrides if "signal" in o.knative}
+        return sorted({self.spec.knative.signal} | named)
 
     @property
     def modes(self) -> set[Mode]:
         """Every mode some workload may be in (to know whether the adapters are needed at all)."""
-        return {self.settings.mode, *(o.mode for o in self.settings.overrides if o.mode is not None)}
+        return {self.spec.mode, *(o.mode for o in self.spec.overrides if o.mode is not None)}
 
     def _resolve(self, ref: WorkloadRef) -> WorkloadPolicy:
-        mode, kind, movable = self.settings.mode, WorkloadKind.KNATIVE, True
+        mode, kind, movable = self.spec.mode, WorkloadKind.KNATIVE, True
         knative: dict[str, object] = {}
         tiers: tuple[Tier, ...] | None = None
         labels: dict[str, str] = {}
@@ -56,7 +56,5 @@ class PolicyBook:
             tiers = o.tiers if o.tiers is not None else tiers
             knative.update(o.knative)
             labels.update(o.cluster_labels)
-        policy = self.settings.knative.model_copy(update=knative) if knative else self.settings.knative
-        if knative:
-            policy = KnativeScalingPolicy(**policy.model_dump())  # validated (settings checked it already)
+        policy = replace(self.spec.knative, **knative) if knative else self.spec.knative  # type: ignore[arg-type]
         return WorkloadPolicy(mode, kind, policy, movable, tiers, tuple(sorted(labels.items())))

@@ -1,4 +1,4 @@
-"""Cross-cluster rescheduling and placement scores: pure functions of forecasts and cluster state.
+"""Cross-cluster rescheduling: pure functions of forecasts and cluster state.
 
 A cluster's forecast load is the sum over its workloads of each workload's upper
 quantile, at the worst step of the horizon. Summing upper quantiles over-states the
@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from intelligence.decisions.knative_floor import Decision, Outcome, hold
+from intelligence.decisions.outcomes import Decision, Outcome, hold
 from intelligence.decisions.policies import WorkloadPolicy
-from intelligence.settings import PlacementScorePolicy, ReschedulePolicy
+from intelligence.decisions.specs import RescheduleSpec
 from intelligence.vocabulary import ActionKind, Explanation, Forecast, Lever, Recommendation, Tier, WorkloadRef
 
 RULE_RESCHEDULE = "reschedule.headroom"
@@ -71,27 +71,7 @@ def cluster_loads(
     }
 
 
-def placement_scores(loads: Mapping[str, ClusterLoad]) -> dict[str, int]:
-    """OCM AddOnPlacementScore values (-100..100): forecast headroom in percent; down or anomalous: -100.
-
-    A cluster of unknown capacity scores 0 (neutral) rather than a made-up figure.
-    """
-    scores = {}
-    for name, load in sorted(loads.items()):
-        if not load.cluster.up or load.cluster.anomalous:
-            scores[name] = -100
-        elif load.cluster.capacity <= 0:
-            scores[name] = 0
-        else:
-            scores[name] = max(-100, min(100, round(100.0 * load.headroom)))
-    return scores
-
-
-def placement_scores_due(last: datetime | None, now: datetime, policy: PlacementScorePolicy) -> bool:
-    return policy.enabled and (last is None or now - last >= timedelta(minutes=policy.publish_every_minutes))
-
-
-def _reason(load: ClusterLoad, policy: ReschedulePolicy) -> str | None:
+def _reason(load: ClusterLoad, policy: RescheduleSpec) -> str | None:
     c = load.cluster
     if not c.up:
         return "down"
@@ -102,7 +82,7 @@ def _reason(load: ClusterLoad, policy: ReschedulePolicy) -> str | None:
     return None
 
 
-def _refusal(dest: ClusterLoad, load: float, wp: WorkloadPolicy, policy: ReschedulePolicy) -> str | None:
+def _refusal(dest: ClusterLoad, load: float, wp: WorkloadPolicy, policy: RescheduleSpec) -> str | None:
     c = dest.cluster
     if not c.up or c.anomalous:
         return "down" if not c.up else "anomalous"
@@ -123,7 +103,7 @@ def decide_moves(
     loads: Mapping[str, ClusterLoad],
     policy_of: Callable[[WorkloadRef], WorkloadPolicy],
     last_moved: Mapping[tuple[str, str], datetime],
-    policy: ReschedulePolicy,
+    policy: RescheduleSpec,
     now: datetime,
     ttl: timedelta,
 ) -> list[Decision]:
@@ -195,7 +175,7 @@ def _best_move(
     loads: Mapping[str, ClusterLoad],
     peaks: Mapping[str, float],
     wp: WorkloadPolicy,
-    policy: ReschedulePolicy,
+    policy: RescheduleSpec,
     inputs: dict[str, object],
     now: datetime,
     ttl: timedelta,

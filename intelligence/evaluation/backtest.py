@@ -11,8 +11,7 @@ import csv
 import json
 import math
 import statistics
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -165,10 +164,12 @@ def run_backtest(
     json_out: Path | None = None,
     figures: dict[str, Any] | None = None,
     labels: dict[str | None, list[float]] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> str:
-    """Run the backtest, write the CSV (and JSON); returns the printed summary, fills ``figures`` if given."""
-    from rich.progress import Progress
+    """Run the backtest, write the CSV (and JSON); returns the printed summary, fills ``figures`` if given.
 
+    ``progress(phase, series done, series)`` is called after each series.
+    """
     try:
         raw_ts, epoch, names, values = read_wide_csv(input_path)
     except ReplayFormatError as exc:
@@ -176,18 +177,17 @@ def run_backtest(
     step = infer_step(epoch)
     results: list[SeriesResult] = []
     per_series: dict[str, dict[str, float]] = {}
-    with Progress(transient=True, console=None, disable=not sys.stderr.isatty()) as progress:
-        task = progress.add_task(f"backtest {input_path.name}", total=len(names))
-        for j, name in enumerate(names):
-            r = run_series(name, epoch, values[:, j], step, options)
-            results.append(r)
-            per_series[name] = accuracy(values[:, j], r, options.anomaly_threshold)
-            if labels is not None and options.anomaly:
-                labelled = sorted([*labels.get(None, []), *labels.get(name, [])])
-                per_series[name].update(
-                    detection(r.scores, epoch, labelled, options.anomaly_threshold, options.label_window)
-                )
-            progress.advance(task)
+    for j, name in enumerate(names):
+        r = run_series(name, epoch, values[:, j], step, options)
+        results.append(r)
+        per_series[name] = accuracy(values[:, j], r, options.anomaly_threshold)
+        if labels is not None and options.anomaly:
+            labelled = sorted([*labels.get(None, []), *labels.get(name, [])])
+            per_series[name].update(
+                detection(r.scores, epoch, labelled, options.anomaly_threshold, options.label_window)
+            )
+        if progress is not None:
+            progress(f"backtest {input_path.name}", j + 1, len(names))
     header = ["timestamp", "series", "value", "anomaly_score"]
     h = options.horizon
     header += (

@@ -26,12 +26,12 @@ import numpy as np
 
 from collectors.replay import infer_step
 from intelligence.decisions.knative_floor import FloorState, Outcome, decide_knative_floor
+from intelligence.decisions.specs import KnativeFloorSpec
 from intelligence.evaluation.kpa import KpaOutcome, KpaSettings, simulate
-from intelligence.settings import KnativeScalingPolicy, ModelSettings
 from intelligence.vocabulary import Forecast, SeriesKey
 from models.bank import ModelBank
 from models.fleet import ForecastRows
-from models.kinds import ModelSpec
+from models.kinds import DEFAULT_DETECTOR, DEFAULT_FORECASTER, ModelSpec
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 CLUSTER, NAMESPACE = "replay", "replay"
@@ -39,14 +39,6 @@ CLUSTER, NAMESPACE = "replay", "replay"
 
 class ReplayError(ValueError):
     """The trace or the options cannot be replayed; the message says why."""
-
-
-def _default_forecaster() -> str:
-    return ModelSettings().forecaster
-
-
-def _default_detector() -> str:
-    return ModelSettings().detector
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +49,13 @@ class ReplayOptions:
     bounds), so the only difference between them is the predictive floor.
     """
 
-    policy: KnativeScalingPolicy = field(default_factory=KnativeScalingPolicy)
+    policy: KnativeFloorSpec = field(default_factory=KnativeFloorSpec)
     kpa: KpaSettings = field(default_factory=KpaSettings)
     horizon: int = 12  # steps forecast at each sample
     warmup_days: float = 7.0  # learnt and simulated, not reported
-    forecaster: str = field(default_factory=_default_forecaster)
+    forecaster: str = DEFAULT_FORECASTER
     forecaster_params: Mapping[str, Any] = field(default_factory=dict)
-    detector: str = field(default_factory=_default_detector)
+    detector: str = DEFAULT_DETECTOR
     actuation_delay_seconds: float = 15.0  # from a sample's timestamp to min-scale in force (pull, step, API write)
     recommendation_ttl: timedelta = timedelta(hours=1)
 
@@ -74,7 +66,7 @@ class ReplayOptions:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "policy": self.policy.model_dump(),
+            "policy": asdict(self.policy),
             "kpa": asdict(self.kpa),
             "horizon": self.horizon,
             "warmup_days": self.warmup_days,

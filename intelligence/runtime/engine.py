@@ -15,12 +15,14 @@ from datetime import UTC, datetime, timedelta
 
 from collectors.base import Collector, PullResult
 from intelligence.actuation.actuator import Actuator, ActuatorReport
+from intelligence.decisions.placement import placement_scores_due
 from intelligence.decisions.planner import DecisionInputs, plan
 from intelligence.decisions.policies import PolicyBook
-from intelligence.decisions.rescheduling import ClusterView, anomalous_clusters, fresh, placement_scores_due
+from intelligence.decisions.rescheduling import ClusterView, anomalous_clusters, fresh
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
 from intelligence.vocabulary import AnomalyScore, ClusterHealth, HealthState, SeriesKey
 from models.bank import ModelBank
+from models.kinds import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +135,21 @@ class Engine:
             log.info("forgot %d series (%s)", len(keys), ", ".join(sorted({k.cluster for k in keys})))
         return len(keys)
 
+    def adopt_shadow(self, spec: ModelSpec, signal: str) -> bool:
+        """A promoted challenger keeps what it learnt: its series of ``signal`` move from the shadow bank to this
+        engine's (the champion's series of that signal are dropped). False when the shadow has no such series."""
+        if self.shadow is None:
+            return False
+        replaced = [k for k in self.bank.series_keys() if k.signal == signal]
+        if not self.bank.adopt(self.shadow, spec, signal):
+            return False
+        self.forecasts.drop(replaced)
+        self.anomalies.drop(replaced)
+        return True
+
     def _inputs(self, result: PullResult, now: float) -> DecisionInputs:
         """What the decider needs, gathered from the stores, the pull's health and the actuator."""
-        policies = self.book.settings
+        policies = self.book.spec
         scaling = [f for signal in self.book.scaling_signals for f in self.forecasts.query(signal=signal)]
         if self.shard_count > 1:
             # A replica sees only its shard's workloads: cluster loads would be partial, and a destination's
@@ -176,7 +190,7 @@ class Engine:
         when = datetime.fromtimestamp(now, UTC)
         planned = plan(self._inputs(result, now), self.book, when, self.ttl)
         acted = self.actuator.handle(planned.decisions, when)
-        publishing = self.book.settings.placement_scores
+        publishing = self.book.spec.placement_scores
         self.actuator.publish_scores(
             planned.scores,
             self.placement_score_name,

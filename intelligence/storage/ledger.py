@@ -3,11 +3,11 @@
 Each recommendation gets at most one action row (a unique constraint, which also
 holds between replicas). The row is written as ``intent`` *before* the API call
 and as ``enacted`` after the read-back verified it. A process that dies between
-the two leaves an ``intent``: at the next start :meth:`Actuator.recover` asks the
-cluster whether the change is in force and records ``enacted`` without writing
-again, or ``abandoned`` (the decision is stale; a fresh one will follow).
-Temporary failures go to ``retry`` with a due time; the adapters read before they
-write, so a retry after a write whose answer was lost does not write twice.
+the two leaves an ``intent``: at the next start the actuator asks the cluster
+whether the change is in force and records ``enacted`` without writing again, or
+``abandoned`` (the decision is stale; a fresh one will follow). Temporary failures
+go to ``retry`` with a due time; the adapters read before they write, so a retry
+after a write whose answer was lost does not write twice.
 """
 
 from __future__ import annotations
@@ -18,37 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from intelligence.decisions.envelope import EnactedAction
-from intelligence.storage.recommendations import _aware, _jsonable, metadata
-
-actions = sa.Table(
-    "actions",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("recommendation_id", sa.Integer, nullable=False, unique=True),
-    sa.Column("target", sa.String(800), nullable=False, index=True),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("params", sa.JSON, nullable=False),
-    sa.Column("direction", sa.Integer, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False, index=True),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("detail", sa.JSON, nullable=False),
-)
-
-switches = sa.Table(
-    "actuator_switches",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("on", sa.Boolean, nullable=False),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("reason", sa.String(500), nullable=False),
-)
+from intelligence.storage.database import Database, aware, jsonable
+from intelligence.storage.schema import actions, switches
+from intelligence.vocabulary import Lever, WorkloadRef
 
 KILL_SWITCH = "kill"
 
@@ -65,7 +40,8 @@ class ActionState(enum.StrEnum):
 class ActionRow:
     id: int
     recommendation_id: int
-    target: str
+    target: WorkloadRef
+    lever: Lever
     kind: str
     params: dict[str, Any]
     direction: int
@@ -81,26 +57,33 @@ def _row(r: Any) -> ActionRow:
     return ActionRow(
         id=r["id"],
         recommendation_id=r["recommendation_id"],
-        target=r["target"],
+        target=WorkloadRef(r["cluster"], r["namespace"], r["workload"]),
+        lever=Lever(r["lever"]),
         kind=r["kind"],
         params=dict(r["params"]),
         direction=r["direction"],
         state=ActionState(r["state"]),
         attempts=r["attempts"],
-        created_at=_aware(r["created_at"]),  # type: ignore[arg-type]
-        updated_at=_aware(r["updated_at"]),  # type: ignore[arg-type]
-        due_at=_aware(r["due_at"]),
+        created_at=aware(r["created_at"]),  # type: ignore[arg-type]
+        updated_at=aware(r["updated_at"]),  # type: ignore[arg-type]
+        due_at=aware(r["due_at"]),
         detail=dict(r["detail"]),
     )
 
 
 class ActionLedger:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        metadata.create_all(engine)
+    def __init__(self, database: Database) -> None:
+        self.engine = database.engine
 
     def begin(
-        self, recommendation_id: int, target: str, kind: str, params: dict[str, Any], direction: int, now: datetime
+        self,
+        recommendation_id: int,
+        target: WorkloadRef,
+        lever: Lever,
+        kind: str,
+        params: dict[str, Any],
+        direction: int,
+        now: datetime,
     ) -> int | None:
         """Record the intent; None if this recommendation already has an action (here or in another replica)."""
         try:
@@ -108,9 +91,12 @@ class ActionLedger:
                 inserted = conn.execute(
                     actions.insert().values(
                         recommendation_id=recommendation_id,
-                        target=target,
+                        lever=lever.value,
+                        cluster=target.cluster,
+                        namespace=target.namespace,
+                        workload=target.name,
                         kind=kind,
-                        params=_jsonable(params),
+                        params=jsonable(params),
                         direction=direction,
                         state=ActionState.INTENT.value,
                         attempts=1,
@@ -146,7 +132,7 @@ class ActionLedger:
                     state=state.value,
                     updated_at=now,
                     due_at=now + due if due is not None else None,
-                    detail=_jsonable(detail),
+                    detail=jsonable(detail),
                 )
             )
 
@@ -169,23 +155,28 @@ class ActionLedger:
     def enacted_since(self, since: datetime) -> list[EnactedAction]:
         """Actions enacted (or being enacted) since ``since``: what the envelope counts."""
         query = (
-            sa.select(actions.c.target, actions.c.created_at, actions.c.direction)
+            sa.select(
+                actions.c.cluster, actions.c.namespace, actions.c.workload, actions.c.created_at, actions.c.direction
+            )
             .where(actions.c.created_at >= since)
             .where(actions.c.state.in_([ActionState.ENACTED.value, ActionState.INTENT.value]))
         )
         with self.engine.connect() as conn:
-            return [EnactedAction(r.target, _aware(r.created_at), r.direction) for r in conn.execute(query)]  # type: ignore[arg-type]
+            return [
+                EnactedAction(WorkloadRef(r.cluster, r.namespace, r.workload), aware(r.created_at), r.direction)  # type: ignore[arg-type]
+                for r in conn.execute(query)
+            ]
 
-    def last_moves(self) -> dict[str, datetime]:
-        """When each workload (``target`` of a reallocation) was last moved."""
+    def last_moves(self) -> dict[tuple[str, str], datetime]:
+        """When each workload (namespace, name) was last moved to another cluster."""
         query = (
-            sa.select(actions.c.target, sa.func.max(actions.c.updated_at))
-            .where(actions.c.kind == "reallocation")
+            sa.select(actions.c.namespace, actions.c.workload, sa.func.max(actions.c.updated_at))
+            .where(actions.c.lever == Lever.PLACEMENT.value)
             .where(actions.c.state == ActionState.ENACTED.value)
-            .group_by(actions.c.target)
+            .group_by(actions.c.namespace, actions.c.workload)
         )
         with self.engine.connect() as conn:
-            return {r[0]: _aware(r[1]) for r in conn.execute(query)}  # type: ignore[misc]
+            return {(r[0], r[1]): aware(r[2]) for r in conn.execute(query)}  # type: ignore[misc]
 
     def switch(self, name: str = KILL_SWITCH) -> tuple[bool, str]:
         with self.engine.connect() as conn:

@@ -1,46 +1,17 @@
-"""Recommendations and the audit log in a real database (SQLite by default, any SQLAlchemy URL)."""
+"""Recommendations in the decision database: one open recommendation per target and lever."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
+from intelligence.storage.audit import write_audit
+from intelligence.storage.database import Database, aware, jsonable
+from intelligence.storage.schema import recommendations
 from intelligence.vocabulary import ActionKind, Explanation, Lever, Recommendation, RecommendationStatus, WorkloadRef
-
-metadata = sa.MetaData()
-
-recommendations = sa.Table(
-    "recommendations",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("dedup_key", sa.String(512), nullable=False, index=True),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("cluster", sa.String(253), nullable=False),
-    sa.Column("namespace", sa.String(253), nullable=False),
-    sa.Column("workload", sa.String(253), nullable=False),
-    sa.Column("params", sa.JSON, nullable=False),
-    sa.Column("confidence", sa.Float, nullable=False),
-    sa.Column("explanation", sa.JSON, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False, index=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("valid_until", sa.DateTime(timezone=True), nullable=True),
-)
-
-audit_log = sa.Table(
-    "audit_log",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("event", sa.String(32), nullable=False),
-    sa.Column("recommendation_id", sa.Integer, nullable=True, index=True),
-    sa.Column("detail", sa.JSON, nullable=False),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,27 +22,12 @@ class StoredRecommendation:
     updated_at: datetime
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes; everything here is UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
 class RecommendationStore:
     """Writes are transactions; one open recommendation per (kind, target, parameter names)."""
 
-    def __init__(self, url: str) -> None:
-        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
-        self.engine: Engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
-        metadata.create_all(self.engine)
-
-    def close(self) -> None:
-        self.engine.dispose()
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.engine = database.engine
 
     def upsert(self, rec: Recommendation) -> tuple[int, bool]:
         """Store ``rec``; returns (id, is_new).
@@ -88,7 +44,7 @@ class RecommendationStore:
                 .order_by(recommendations.c.id.desc())
                 .limit(1)
             ).first()
-            params = _jsonable(dict(rec.params))
+            params = jsonable(dict(rec.params))
             if row is not None and row.params == params:
                 conn.execute(
                     recommendations.update()
@@ -106,12 +62,13 @@ class RecommendationStore:
                 recommendations.insert().values(
                     dedup_key=rec.dedup_key,
                     kind=rec.kind.value,
+                    lever=rec.lever.value,
                     cluster=rec.target.cluster,
                     namespace=rec.target.namespace,
                     workload=rec.target.name,
                     params=params,
                     confidence=rec.confidence,
-                    explanation=_jsonable(asdict(rec.explanation)),
+                    explanation=jsonable(asdict(rec.explanation)),
                     status=RecommendationStatus.OPEN.value,
                     created_at=now,
                     updated_at=now,
@@ -120,17 +77,16 @@ class RecommendationStore:
             ).inserted_primary_key
             assert inserted is not None
             new_id = inserted[0]
-            conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    event="recommended",
-                    recommendation_id=new_id,
-                    detail={
-                        "superseded": int(row.id) if row is not None else None,
-                        "params": params,
-                        "summary": rec.explanation.summary,
-                    },
-                )
+            write_audit(
+                conn,
+                now,
+                "recommended",
+                {
+                    "superseded": int(row.id) if row is not None else None,
+                    "params": params,
+                    "summary": rec.explanation.summary,
+                },
+                int(new_id),
             )
             return int(new_id), True
 
@@ -167,11 +123,7 @@ class RecommendationStore:
             if not result.rowcount:
                 return False
             if audit is not None:
-                conn.execute(
-                    audit_log.insert().values(
-                        at=now, event=status.value, recommendation_id=rec_id, detail=_jsonable(audit)
-                    )
-                )
+                write_audit(conn, now, status.value, audit, rec_id)
             return True
 
     def expire(self, now: datetime) -> int:
@@ -185,14 +137,6 @@ class RecommendationStore:
                 .values(status=RecommendationStatus.EXPIRED.value, updated_at=now)
             )
             return int(result.rowcount or 0)
-
-    def audit(self, event: str, at: datetime, detail: dict[str, Any], recommendation_id: int | None = None) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                audit_log.insert().values(
-                    at=at, event=event, recommendation_id=recommendation_id, detail=_jsonable(detail)
-                )
-            )
 
     def find(
         self,
@@ -212,20 +156,15 @@ class RecommendationStore:
             rows = conn.execute(query).mappings().all()
         return [self._from_row(r) for r in rows]
 
-    def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)).mappings().all()
-        return [dict(r) for r in rows]
-
     @staticmethod
     def _from_row(r: Any) -> StoredRecommendation:
         exp = r["explanation"]
         rec = Recommendation(
             kind=ActionKind(r["kind"]),
-            lever=next(lever for lever in Lever if lever.param in r["params"]),
+            lever=Lever(r["lever"]),
             target=WorkloadRef(r["cluster"], r["namespace"], r["workload"]),
             params=r["params"],
-            created_at=_aware(r["created_at"]) or datetime.now(UTC),
+            created_at=aware(r["created_at"]) or datetime.now(UTC),
             confidence=r["confidence"],
             explanation=Explanation(
                 rule=exp.get("rule", ""),
@@ -234,8 +173,8 @@ class RecommendationStore:
                 rejected=tuple(exp.get("rejected", ())),
                 expected_effect=exp.get("expected_effect", ""),
             ),
-            valid_until=_aware(r["valid_until"]),
+            valid_until=aware(r["valid_until"]),
         )
         return StoredRecommendation(
-            r["id"], RecommendationStatus(r["status"]), rec, _aware(r["updated_at"]) or rec.created_at
+            r["id"], RecommendationStatus(r["status"]), rec, aware(r["updated_at"]) or rec.created_at
         )

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from intelligence.decisions.specs import KnativeFloorSpec
 from intelligence.evaluation.kpa import KpaSettings
 from intelligence.evaluation.replay import ReplayOptions, format_report, replay
-from intelligence.settings import KnativeScalingPolicy
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "eval"
 TRACE = SHARED / "traces" / "azure_vm_cpu_avg_50.csv.gz"
@@ -76,7 +76,7 @@ def main() -> int:
     )
     ap.add_argument("--cold-start-seconds", type=float, default=30.0)
     ap.add_argument("--interpolation", choices=["linear", "hold"], default="hold")
-    defaults = KnativeScalingPolicy()  # the service's defaults unless told otherwise
+    defaults = KnativeFloorSpec()  # the service's defaults unless told otherwise
     ap.add_argument("--horizon", type=int, default=12)
     ap.add_argument("--quantile", type=float, default=defaults.quantile)
     ap.add_argument("--scale-down-per-hour", type=int, default=defaults.scale_down_per_hour)
@@ -89,7 +89,7 @@ def main() -> int:
     if not TRACE.is_file():
         print(f"benchmark data not found at {TRACE}", file=sys.stderr)
         return 2
-    policy = KnativeScalingPolicy(
+    policy = KnativeFloorSpec(
         target_per_replica=args.floor_per_replica or args.target_per_replica,
         quantile=args.quantile,
         min_scale=1,

@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-import intelligence.runtime.service
+import intelligence.runtime.wiring
 from api.app import create_app
-from intelligence.runtime.service import build_service
+from intelligence.runtime.wiring import build_service
 from intelligence.settings import load_settings
 from intelligence.vocabulary import ManualClock
+from tests.driving import drive
 from tests.fakes.kernel import MemoryKernel
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +23,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 def kernel(monkeypatch):
     k = MemoryKernel()
-    monkeypatch.setattr(intelligence.runtime.service, "_meta_kernel", lambda settings: k)
+    monkeypatch.setattr(intelligence.runtime.wiring, "_meta_kernel", lambda settings: k)
     return k
 
 
@@ -44,12 +45,6 @@ def running(tmp_path, kernel):
     with TestClient(create_app(settings, service=svc)) as client:
         yield svc, clock, client
     svc.stop()
-
-
-def drive(svc, clock, steps: int) -> None:
-    for _ in range(steps):
-        svc.engine.step(clock.now())
-        clock.advance(svc.settings.simulation.step_seconds)
 
 
 def test_approved_recommendations_are_enacted_at_the_next_step(running, kernel):

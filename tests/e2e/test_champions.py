@@ -4,9 +4,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from intelligence.runtime.service import build_service
+from intelligence.runtime.wiring import build_service
 from intelligence.settings import load_settings
 from intelligence.vocabulary import ManualClock
+from tests.driving import drive
 
 pytestmark = pytest.mark.e2e
 
@@ -15,12 +16,6 @@ START = 1_767_249_000.0  # 2026-01-01T06:30:00Z
 
 def settings_for(tmp_path):
     return load_settings(None, **{"storage.state_dir": str(tmp_path / "state"), "mlflow.log_every_steps": 1000})
-
-
-def drive(svc, clock, steps: int) -> None:
-    for _ in range(steps):
-        svc.engine.step(clock.now())
-        clock.advance(svc.settings.simulation.step_seconds)
 
 
 def models_of(svc, signal: str) -> set[str]:
@@ -32,9 +27,9 @@ def test_first_start_registers_champions_then_a_promotion_is_followed_and_surviv
     clock = ManualClock(START)
     svc = build_service(settings, clock=clock, with_tracker=False)
     try:
-        svc.champions.poll_once()  # what the watcher thread does every registry_poll_seconds
-        assert svc.champions.state == "ok"
-        assert svc.apply_champions() == ["cpu", "memory", "requests"]  # the configured kinds became champions
+        svc.watcher.poll_once()  # what the watcher thread does every registry_poll_seconds
+        assert svc.watcher.state == "ok"
+        assert svc.models.apply() == ["cpu", "memory", "requests"]  # the configured kinds became champions
         registry = svc.model_registry
         champion = registry.by_alias("icos-requests", "champion")
         assert champion.version == 1
@@ -44,8 +39,8 @@ def test_first_start_registers_champions_then_a_promotion_is_followed_and_surviv
 
         better = registry.register("icos-requests", {**champion.spec, "forecaster": "ar_rls"}, {"mase": 0.8})
         registry.promote("icos-requests", better.version)
-        svc.champions.poll_once()
-        assert svc.apply_champions() == ["requests"]
+        svc.watcher.poll_once()
+        assert svc.models.apply() == ["requests"]
         assert svc.forecasts.query(signal="requests") == []  # its series restart on the new model
         drive(svc, clock, 3)
         assert models_of(svc, "requests") == {"ar_rls"}
@@ -74,10 +69,10 @@ def test_a_registry_that_cannot_be_reached_keeps_the_models_running(tmp_path):
     clock = ManualClock(START)
     svc = build_service(settings, clock=clock, with_tracker=False)
     try:
-        svc.champions.poll_once()
-        assert svc.champions.state == "degraded"
-        assert "127.0.0.1:9" in svc.champions.registry.tracking_uri
-        assert svc.apply_champions() == []
+        svc.watcher.poll_once()
+        assert svc.watcher.state == "degraded"
+        assert "127.0.0.1:9" in svc.watcher.registry.tracking_uri
+        assert svc.models.apply() == []
         drive(svc, clock, 2)
         assert models_of(svc, "requests") == {"seasonal_ar"}
         with TestClient(create_app(settings, service=svc)) as client:
@@ -101,19 +96,19 @@ def test_a_better_challenger_runs_in_shadow_and_is_promoted_keeping_what_it_lear
     clock = ManualClock(START)
     svc = build_service(settings, clock=clock, with_tracker=False)
     try:
-        svc.champions.poll_once()
-        svc.apply_champions()
+        svc.watcher.poll_once()
+        svc.models.apply()
         registry = svc.model_registry
         spec = registry.by_alias("icos-requests", "champion").spec
         better = {**spec, "forecaster_params": {**spec["forecaster_params"], "max_change": 5.0}}
         challenger = registry.register("icos-requests", better, alias="challenger")
-        svc.champions.poll_once()
-        svc.apply_champions()
+        svc.watcher.poll_once()
+        svc.models.apply()
         assert svc.engine.shadow_signals == {"requests"}
 
         drive(svc, clock, 1)  # two days of history: both the champion and the challenger in shadow learn them
         assert svc.engine.shadow.accuracy("requests").scored >= 200
-        svc.champions.poll_once()  # the watcher carries out the promotion the engine asked for
+        svc.watcher.poll_once()  # the watcher carries out the promotion the engine asked for
         promoted = registry.by_alias("icos-requests", "champion")
         assert promoted.version == challenger.version
         assert promoted.metrics["live_relative_mae"] < registry.get("icos-requests", 1).metrics["live_relative_mae"]
@@ -121,7 +116,7 @@ def test_a_better_challenger_runs_in_shadow_and_is_promoted_keeping_what_it_lear
         assert "live_relative_mae" in evidence
 
         learnt = svc.engine.shadow.accuracy("requests").scored
-        assert svc.apply_champions() == ["requests"]
+        assert svc.models.apply() == ["requests"]
         assert svc.engine.bank.accuracy("requests").scored == learnt  # it keeps the state it learnt in shadow
         assert svc.engine.shadow_signals == frozenset()
         drive(svc, clock, 1)

@@ -6,7 +6,7 @@ import os
 import pytest
 import yaml
 
-from intelligence.runtime.service import build_service
+from intelligence.runtime.wiring import build_service
 from intelligence.settings import load_settings
 from intelligence.vocabulary import ManualClock
 
@@ -32,10 +32,10 @@ def test_clusters_are_added_and_removed_at_run_time(test_stack, tmp_path, caplog
     try:
         svc.warm_up()
         assert {f.key.cluster for f in svc.forecasts.query()} == {"cloud-1", "fog-1"}
-        assert not svc.reload_if_changed()  # unchanged file: nothing to do
+        assert svc.reloader.check() is None  # unchanged file: nothing to do
 
         write(cfg, test_stack, ["fog-1", "edge-1"], tmp_path, 2_000_000_000)
-        assert svc.reload_if_changed()
+        assert svc.reloader.check() is not None
         svc.engine.step(clock.advance(60))
         assert {f.key.cluster for f in svc.forecasts.query()} == {"fog-1", "edge-1"}
         assert {k.cluster for k in svc.engine.bank.series_keys()} == {"fog-1", "edge-1"}
@@ -43,8 +43,8 @@ def test_clusters_are_added_and_removed_at_run_time(test_stack, tmp_path, caplog
 
         cfg.write_text("clusters:\n  - name: Bad_Name\n    url: http://x\n")
         os.utime(cfg, ns=(3_000_000_000, 3_000_000_000))
-        with caplog.at_level(logging.ERROR, logger="intelligence.runtime.service"):
-            assert not svc.reload_if_changed()
+        with caplog.at_level(logging.ERROR, logger="intelligence.runtime.reload"):
+            assert svc.reloader.check() is None
         assert "reload refused, keeping the running one" in caplog.text
         assert "clusters[0].name" in caplog.text
         svc.engine.step(clock.advance(60))

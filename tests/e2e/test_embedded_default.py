@@ -7,9 +7,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from collectors.simulated import ANOMALY
-from intelligence.runtime.service import build_service
+from intelligence.runtime.wiring import build_service
 from intelligence.settings import load_settings
 from intelligence.vocabulary import ManualClock
+from tests.driving import drive
 
 pytestmark = pytest.mark.e2e
 
@@ -22,12 +23,6 @@ def service(embedded_settings):
     svc = build_service(embedded_settings, clock=clock)
     yield svc, clock
     svc.stop()
-
-
-def drive(svc, clock, steps: int) -> None:
-    for _ in range(steps):
-        svc.engine.step(clock.now())
-        clock.advance(svc.settings.simulation.step_seconds)
 
 
 def test_forecasts_anomalies_and_recommendations_are_served(service):

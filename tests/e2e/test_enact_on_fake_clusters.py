@@ -13,10 +13,12 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from collectors.simulated import CLUSTERS, WORKLOADS
-from intelligence.runtime.service import Service, StartupError, build_service
+from intelligence.runtime.service import Service
+from intelligence.runtime.wiring import StartupError, build_service
 from intelligence.settings import load_settings
 from intelligence.storage.ledger import ActionState
 from intelligence.vocabulary import ManualClock
+from tests.driving import drive
 from tests.fakekube import FakeKube, running_fake_kubes, write_kubeconfig
 from tests.fakekube.objects import LABEL, MIN, PA, SERVING, WORK, deployment, managed_cluster, manifest_work, shop
 
@@ -62,12 +64,6 @@ def service(continuum: dict[str, FakeKube], tmp_path: Path) -> Iterator[tuple[Se
     svc = build_service(settings, clock=clock)
     yield svc, clock
     svc.stop()
-
-
-def drive(svc: Service, clock: ManualClock, steps: int) -> None:
-    for _ in range(steps):
-        svc.engine.step(clock.now())
-        clock.advance(svc.settings.simulation.step_seconds)
 
 
 def test_floors_moves_and_scores_are_enacted_on_the_clusters(service, continuum):

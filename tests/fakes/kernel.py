@@ -18,6 +18,7 @@ class MemoryKernel:
     min_scale: dict[tuple[str, str, str], int] = field(default_factory=dict)
     replicas: dict[tuple[str, str, str], int] = field(default_factory=dict)
     placement: dict[tuple[str, str], str] = field(default_factory=dict)
+    taints: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     writes: list[tuple[str, object]] = field(default_factory=list)
     scores: list[tuple[str, tuple[ClusterScore, ...], datetime]] = field(default_factory=list)
     fail_next: list[AdapterError] = field(default_factory=list)  # raised by the next writes, in order
@@ -77,8 +78,15 @@ class MemoryKernel:
         return [Applied(f"addonplacementscore {s.cluster}/{name}", True, {"value": s.value}) for s in scores]
 
     def taint_cluster(self, cluster: str, key: str, value: str, effect: str) -> Applied:
+        taint = {"key": key, "value": value, "effect": effect}
+        if taint in self.taints.get(cluster, []):
+            return Applied(f"managedcluster {cluster}", False)
         self._write(f"taint {cluster}", (key, value, effect))
+        self.taints.setdefault(cluster, []).append(taint)
         return Applied(f"managedcluster {cluster}", True)
+
+    def cluster_taints(self, cluster: str) -> list[dict[str, str]]:
+        return list(self.taints.get(cluster, []))
 
     def close(self) -> None:
         pass

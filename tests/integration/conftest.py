@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from intelligence.actuation.adapters.metakernel import KubeMetaKernel
-from intelligence.settings import KubernetesSettings
+from intelligence.actuation.adapters.spec import KubernetesSpec
 from intelligence.vocabulary import ManualClock
 from tests.fakekube import FakeKube, running_fake_kubes, write_kubeconfig
 from tests.fakekube.objects import managed_cluster
@@ -23,9 +23,9 @@ def fakes() -> Iterator[dict[str, FakeKube]]:
 
 
 @pytest.fixture
-def kube_settings(fakes: dict[str, FakeKube], tmp_path: Path) -> KubernetesSettings:
+def kube_settings(fakes: dict[str, FakeKube], tmp_path: Path) -> KubernetesSpec:
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", fakes)
-    return KubernetesSettings(
+    return KubernetesSpec(
         kubeconfig=kubeconfig,
         hub_context="hub",
         cluster_contexts={"edge-a": "edge-a", "edge-b": "edge-b"},
@@ -41,7 +41,7 @@ def sleeps() -> list[float]:
 
 
 @pytest.fixture
-def kernel(kube_settings: KubernetesSettings, sleeps: list[float], clock: ManualClock) -> Iterator[KubeMetaKernel]:
+def kernel(kube_settings: KubernetesSpec, sleeps: list[float], clock: ManualClock) -> Iterator[KubeMetaKernel]:
     meta_kernel = KubeMetaKernel(kube_settings, sleep=sleeps.append, clock=clock)
     yield meta_kernel
     meta_kernel.close()

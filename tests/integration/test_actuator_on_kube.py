@@ -10,9 +10,10 @@ import pytest
 from intelligence.actuation.actuator import Actuator
 from intelligence.actuation.adapters.base import Applied
 from intelligence.actuation.adapters.metakernel import KubeMetaKernel
-from intelligence.decisions.knative_floor import Decision, Outcome
+from intelligence.decisions.outcomes import Decision, Outcome
 from intelligence.decisions.policies import PolicyBook
 from intelligence.settings import PolicySettings
+from intelligence.storage.database import open_database
 from intelligence.storage.ledger import ActionState
 from intelligence.storage.recommendations import RecommendationStore
 from intelligence.vocabulary import (
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 TTL = timedelta(hours=1)
 CHECKOUT = WorkloadRef("edge-a", "shop", "checkout")
-BOOK = PolicyBook(PolicySettings(mode=Mode.ENACT))
+BOOK = PolicyBook(PolicySettings(mode=Mode.ENACT).spec())
 
 
 def floor(min_scale: int, at: datetime = NOW) -> Decision:
@@ -82,7 +83,7 @@ def pa_patches(fake: FakeKube) -> int:
 def test_enacted_min_scale_is_in_force_and_recorded(fakes, kernel, url):
     edge = fakes["edge-a"]
     shop(edge, [("checkout-00001", 100)])
-    actuator = Actuator(RecommendationStore(url), BOOK, TTL, kernel)
+    actuator = Actuator(open_database(url), BOOK, TTL, kernel)
     report = actuator.handle([floor(4)], NOW)
     assert report.enacted == 1
     pa = edge.get(PA, "PodAutoscaler", "shop", "checkout-00001")
@@ -97,15 +98,15 @@ def test_a_crash_between_the_write_and_the_record_does_not_enact_twice(fakes, ku
     edge = fakes["edge-a"]
     shop(edge, [("checkout-00001", 100)])
     first = KubeMetaKernel(kube_settings, sleep=sleeps.append, clock=clock)
-    store = RecommendationStore(url)
+    store = RecommendationStore(open_database(url))
     with pytest.raises(Crash):
-        Actuator(store, BOOK, TTL, DiesAfterTheWrite(first)).handle([floor(4)], NOW)  # type: ignore[arg-type]
-    store.engine.dispose()
+        Actuator(store.database, BOOK, TTL, DiesAfterTheWrite(first)).handle([floor(4)], NOW)  # type: ignore[arg-type]
+    store.database.close()
     first.close()
     assert pa_patches(edge) == 1
 
     restarted_kernel = KubeMetaKernel(kube_settings, sleep=sleeps.append, clock=clock)
-    restarted = Actuator(RecommendationStore(url), BOOK, TTL, restarted_kernel)
+    restarted = Actuator(open_database(url), BOOK, TTL, restarted_kernel)
     assert restarted.recover(NOW + timedelta(minutes=1)) == 1
     [action] = restarted.ledger.find()
     assert action.state is ActionState.ENACTED
@@ -120,12 +121,14 @@ def test_a_crash_between_the_write_and_the_record_does_not_enact_twice(fakes, ku
 def test_a_crash_before_the_write_leaves_nothing_to_undo(fakes, kernel, url):
     edge = fakes["edge-a"]
     shop(edge, [("checkout-00001", 100)])
-    store = RecommendationStore(url)
+    store = RecommendationStore(open_database(url))
     rec_id, _ = store.upsert(floor(4).recommendation)
-    Actuator(store, BOOK, TTL, kernel).ledger.begin(rec_id, str(CHECKOUT), "scale-up", {"min_scale": 4}, 1, NOW)
-    store.engine.dispose()  # died after recording the intent, before calling the API
+    Actuator(store.database, BOOK, TTL, kernel).ledger.begin(
+        rec_id, str(CHECKOUT), "scale-up", {"min_scale": 4}, 1, NOW
+    )
+    store.database.close()  # died after recording the intent, before calling the API
 
-    restarted = Actuator(RecommendationStore(url), BOOK, TTL, kernel)
+    restarted = Actuator(open_database(url), BOOK, TTL, kernel)
     assert restarted.recover(NOW + timedelta(minutes=1)) == 1
     assert restarted.ledger.find()[0].state is ActionState.ABANDONED
     assert pa_patches(edge) == 0
@@ -138,14 +141,14 @@ def test_a_move_interrupted_by_a_crash_is_settled_from_the_hub(fakes, kube_setti
     hub = fakes["hub"]
     hub.seed(manifest_work("edge-a"))
     first = KubeMetaKernel(kube_settings, sleep=sleeps.append, clock=clock)
-    store = RecommendationStore(url)
+    store = RecommendationStore(open_database(url))
     with pytest.raises(Crash):
-        Actuator(store, BOOK, TTL, DiesAfterTheWrite(first)).handle([move("edge-b")], NOW)  # type: ignore[arg-type]
-    store.engine.dispose()
+        Actuator(store.database, BOOK, TTL, DiesAfterTheWrite(first)).handle([move("edge-b")], NOW)  # type: ignore[arg-type]
+    store.database.close()
     first.close()
 
     restarted_kernel = KubeMetaKernel(kube_settings, sleep=sleeps.append, clock=clock)
-    restarted = Actuator(RecommendationStore(url), BOOK, TTL, restarted_kernel)
+    restarted = Actuator(open_database(url), BOOK, TTL, restarted_kernel)
     assert restarted.recover(NOW + timedelta(minutes=1)) == 1
     assert restarted.ledger.find()[0].state is ActionState.ENACTED
     assert restarted.last_moved() == {("shop", "checkout"): NOW + timedelta(minutes=1)}
@@ -158,7 +161,7 @@ def test_forbidden_writes_fail_the_recommendation_without_retries(fakes, kube_se
     edge = fakes["edge-a"]
     shop(edge, [("checkout-00001", 100)])
     edge.fail_next("PATCH", "/podautoscalers/", 403)
-    actuator = Actuator(RecommendationStore(url), BOOK, TTL, kernel)
+    actuator = Actuator(open_database(url), BOOK, TTL, kernel)
     assert actuator.handle([floor(4)], NOW).failed == 1
     assert actuator.store.find(status=RecommendationStatus.FAILED)[0].recommendation.target == CHECKOUT
     assert actuator.ledger.find()[0].detail["status"] == 403
@@ -170,7 +173,7 @@ def test_a_cluster_that_keeps_failing_is_retried_later_then_given_up(fakes, kern
     edge = fakes["edge-a"]
     shop(edge, [("checkout-00001", 100)])
     edge.fail_next("PATCH", "/podautoscalers/", 503, times=100)
-    actuator = Actuator(RecommendationStore(url), BOOK, TTL, kernel)
+    actuator = Actuator(open_database(url), BOOK, TTL, kernel)
     actuator.handle([floor(4)], NOW)
     assert actuator.ledger.find()[0].state is ActionState.RETRY
     at = NOW

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from intelligence.actuation.adapters.base import ClusterScore, PermanentError, TemporaryError
 from intelligence.actuation.adapters.metakernel import KubeMetaKernel
-from intelligence.settings import KnativeScalePath, KubernetesSettings
+from intelligence.actuation.adapters.spec import KnativeScalePath, KubernetesSpec
 from intelligence.vocabulary import ManualClock
 from tests.fakekube import FakeKube, write_kubeconfig
 from tests.fakekube.objects import (
@@ -101,11 +102,11 @@ def test_a_second_identical_call_writes_nothing(fakes: dict[str, FakeKube], kern
 
 
 def test_the_service_template_fallback_patches_the_service(
-    fakes: dict[str, FakeKube], kube_settings: KubernetesSettings, sleeps: list[float], clock: ManualClock
+    fakes: dict[str, FakeKube], kube_settings: KubernetesSpec, sleeps: list[float], clock: ManualClock
 ) -> None:
     edge = fakes["edge-a"]
     shop(edge, [("checkout-00001", 100)])
-    settings = kube_settings.model_copy(update={"knative_scale_path": KnativeScalePath.SERVICE_TEMPLATE})
+    settings = replace(kube_settings, knative_scale_path=KnativeScalePath.SERVICE_TEMPLATE)
     kernel = KubeMetaKernel(settings, sleep=sleeps.append, clock=clock)
     try:
         applied = kernel.set_knative_scale("edge-a", "shop", "checkout", min_scale=2)
@@ -220,10 +221,10 @@ def test_an_absent_service_is_a_permanent_404(fakes: dict[str, FakeKube], kernel
         kernel.set_knative_scale("edge-b", "shop", "nothing", min_scale=1)
 
 
-def test_an_unreachable_cluster_is_temporary(kube_settings: KubernetesSettings, tmp_path: Path) -> None:
+def test_an_unreachable_cluster_is_temporary(kube_settings: KubernetesSpec, tmp_path: Path) -> None:
     with FakeKube() as gone:
         kubeconfig = write_kubeconfig(tmp_path / "gone", {"gone": gone})
-    settings = kube_settings.model_copy(update={"kubeconfig": kubeconfig, "context": "gone", "retries": 1})
+    settings = replace(kube_settings, kubeconfig=kubeconfig, context="gone", retries=1)
     sleeps: list[float] = []
     kernel = KubeMetaKernel(settings, sleep=sleeps.append)
     try:
@@ -235,7 +236,7 @@ def test_an_unreachable_cluster_is_temporary(kube_settings: KubernetesSettings, 
 
 
 def test_building_the_kernel_contacts_nothing(tmp_path: Path) -> None:
-    kernel = KubeMetaKernel(KubernetesSettings(kubeconfig=tmp_path / "absent"))
+    kernel = KubeMetaKernel(KubernetesSpec(kubeconfig=tmp_path / "absent"))
     kernel.close()
 
 
@@ -474,7 +475,7 @@ def test_in_force_compares_each_revision_share_not_the_sum(fakes: dict[str, Fake
 
 
 def test_a_bad_kubeconfig_is_a_permanent_error_naming_the_context(tmp_path: Path) -> None:
-    kernel = KubeMetaKernel(KubernetesSettings(kubeconfig=tmp_path / "absent", hub_context="hub"))
+    kernel = KubeMetaKernel(KubernetesSpec(kubeconfig=tmp_path / "absent", hub_context="hub"))
     with pytest.raises(PermanentError, match="kubeconfig current context: cannot load"):
         kernel.check()
     with pytest.raises(PermanentError, match="cannot load"):

@@ -3,7 +3,7 @@
 import pytest
 from mlflow.tracking import MlflowClient
 
-from intelligence.runtime.service import build_service
+from intelligence.runtime.wiring import build_service
 from intelligence.settings import load_settings
 from intelligence.vocabulary import ManualClock
 from tests import stack

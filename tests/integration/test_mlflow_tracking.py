@@ -39,7 +39,7 @@ def test_an_unreachable_server_degrades_and_keeps_the_metrics_queued():
 
 
 def test_checkpoints_are_uploaded_to_the_services_run(test_stack, tmp_path):
-    from intelligence.runtime.service import build_service
+    from intelligence.runtime.wiring import build_service
     from intelligence.settings import load_settings
     from intelligence.vocabulary import ManualClock
 
@@ -62,7 +62,7 @@ def test_checkpoints_are_uploaded_to_the_services_run(test_stack, tmp_path):
         run_id = wait_for(lambda: svc.tracker.health().queued == 0 and svc.tracker.health().run_id, "the upload")
         files = [f.path for f in MlflowClient(test_stack.mlflow_url).list_artifacts(run_id, "checkpoints")]
         assert files == ["checkpoints/bank-shard0.pkl"]
-        assert not (svc.checkpoint_path.parent / "upload" / "1").exists()  # the private copy is gone
+        assert not (svc.checkpoints.path.parent / "upload" / "1").exists()  # the private copy is gone
     finally:
         svc.stop()
 
@@ -70,7 +70,7 @@ def test_checkpoints_are_uploaded_to_the_services_run(test_stack, tmp_path):
 def test_a_replica_without_local_state_resumes_from_the_checkpoint_in_mlflow(test_stack, tmp_path):
     import uuid
 
-    from intelligence.runtime.service import build_service
+    from intelligence.runtime.wiring import build_service
     from intelligence.settings import load_settings
     from intelligence.vocabulary import ManualClock
 

@@ -6,9 +6,11 @@ import pytest
 
 from intelligence.actuation.actuator import Actuator
 from intelligence.actuation.adapters.base import PermanentError, TemporaryError
-from intelligence.decisions.knative_floor import Decision, Outcome
+from intelligence.decisions.outcomes import Decision, Outcome
 from intelligence.decisions.policies import PolicyBook
 from intelligence.settings import PolicySettings, SafetyEnvelope
+from intelligence.storage.audit import AuditLog
+from intelligence.storage.database import open_database
 from intelligence.storage.ledger import ActionState
 from intelligence.storage.recommendations import RecommendationStore
 from intelligence.vocabulary import (
@@ -44,7 +46,7 @@ def move(destination: str, target: WorkloadRef = INGEST, at: datetime = NOW) -> 
 
 
 def policies(mode: Mode = Mode.ENACT, **envelope: object) -> PolicyBook:
-    return PolicyBook(PolicySettings(mode=mode, envelope=SafetyEnvelope(**envelope)))  # type: ignore[arg-type]
+    return PolicyBook(PolicySettings(mode=mode, envelope=SafetyEnvelope(**envelope)).spec())  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -54,14 +56,14 @@ def url(tmp_path):
 
 @pytest.fixture
 def store(url):
-    s = RecommendationStore(url)
+    s = RecommendationStore(open_database(url))
     yield s
-    s.close()
+    s.database.close()
 
 
 def test_enact_mode_enacts_once_and_records_it(store):
     kernel = MemoryKernel()
-    actuator = Actuator(store, policies(), TTL, kernel)
+    actuator = Actuator(store.database, policies(), TTL, kernel)
     report = actuator.handle([decision(4)], NOW)
     assert (report.new, report.enacted) == (1, 1)
     assert kernel.min_scale[("edge-1", "iot", "ingest")] == 4
@@ -76,19 +78,19 @@ def test_enact_mode_enacts_once_and_records_it(store):
 def test_recommend_and_observe_never_touch_the_cluster(store):
     kernel = MemoryKernel()
     book = PolicyBook(
-        PolicySettings(mode=Mode.RECOMMEND, overrides=[{"namespace": "shop", "mode": "observe"}])  # type: ignore[list-item]
+        PolicySettings(mode=Mode.RECOMMEND, overrides=[{"namespace": "shop", "mode": "observe"}]).spec()  # type: ignore[list-item]
     )
-    actuator = Actuator(store, book, TTL, kernel)
+    actuator = Actuator(store.database, book, TTL, kernel)
     actuator.handle([decision(4), decision(6, FRONTEND)], NOW)
     assert kernel.writes == []
     assert [s.recommendation.target for s in store.find()] == [INGEST]  # the observed one is only audited
-    assert "observed" in [e["event"] for e in store.audit_entries()]
+    assert "observed" in [e["event"] for e in AuditLog(store.database).entries()]
 
 
 def test_overrides_enact_one_namespace_only(store):
     kernel = MemoryKernel()
-    book = PolicyBook(PolicySettings(overrides=[{"namespace": "iot", "mode": "enact"}]))  # type: ignore[list-item]
-    actuator = Actuator(store, book, TTL, kernel)
+    book = PolicyBook(PolicySettings(overrides=[{"namespace": "iot", "mode": "enact"}]).spec())  # type: ignore[list-item]
+    actuator = Actuator(store.database, book, TTL, kernel)
     actuator.handle([decision(4), decision(6, FRONTEND)], NOW)
     assert [w for w, _ in kernel.writes] == ["min_scale ('edge-1', 'iot', 'ingest')"]
     assert store.find(status=RecommendationStatus.OPEN)[0].recommendation.target == FRONTEND
@@ -96,7 +98,7 @@ def test_overrides_enact_one_namespace_only(store):
 
 def test_approve_mode_waits_for_approval(store):
     kernel = MemoryKernel()
-    actuator = Actuator(store, policies(Mode.APPROVE), TTL, kernel)
+    actuator = Actuator(store.database, policies(Mode.APPROVE), TTL, kernel)
     actuator.handle([decision(4)], NOW)
     assert kernel.writes == []
     rec_id = store.find(status=RecommendationStatus.OPEN)[0].id
@@ -111,8 +113,8 @@ def test_approve_mode_waits_for_approval(store):
 
 
 def test_approval_is_refused_where_nothing_may_be_enacted(store):
-    book = PolicyBook(PolicySettings(overrides=[{"namespace": "iot", "mode": "approve"}]))  # type: ignore[list-item]
-    actuator = Actuator(store, book, TTL, MemoryKernel())
+    book = PolicyBook(PolicySettings(overrides=[{"namespace": "iot", "mode": "approve"}]).spec())  # type: ignore[list-item]
+    actuator = Actuator(store.database, book, TTL, MemoryKernel())
     actuator.handle([decision(6, FRONTEND)], NOW)
     with pytest.raises(PermissionError, match="recommend mode"):
         actuator.approve(store.find()[0].id, NOW, "operator")
@@ -120,10 +122,10 @@ def test_approval_is_refused_where_nothing_may_be_enacted(store):
 
 def test_envelope_limits_the_step_and_refuses_cooldown_and_reversal(store):
     kernel = MemoryKernel()
-    actuator = Actuator(store, policies(max_step=3, cooldown_minutes=10, reversal_minutes=60), TTL, kernel)
+    actuator = Actuator(store.database, policies(max_step=3, cooldown_minutes=10, reversal_minutes=60), TTL, kernel)
     actuator.handle([decision(20)], NOW)
     assert kernel.min_scale[("edge-1", "iot", "ingest")] == 4  # 1 + at most 3
-    restarted = Actuator(store, policies(max_step=3), TTL, kernel)
+    restarted = Actuator(store.database, policies(max_step=3), TTL, kernel)
     assert restarted.floors[INGEST].min_scale == 4  # what is in force, not the 20 asked for
     refused = actuator.handle([decision(8, at=NOW + timedelta(minutes=5))], NOW + timedelta(minutes=5))
     assert refused.refused == 1  # cooldown
@@ -132,19 +134,19 @@ def test_envelope_limits_the_step_and_refuses_cooldown_and_reversal(store):
     assert down.refused == 1  # a reversal within the hour
     later = NOW + timedelta(minutes=70)
     assert actuator.handle([decision(2, at=later)], later).enacted == 1
-    reasons = [e["detail"]["reason"] for e in store.audit_entries() if e["event"] == "not-enacted"]
+    reasons = [e["detail"]["reason"] for e in AuditLog(store.database).entries() if e["event"] == "not-enacted"]
     assert any("cooldown" in r for r in reasons)
     assert any("flapping" in r for r in reasons)
 
 
 def test_envelope_refuses_out_of_bounds_and_spent_budget(store):
     kernel = MemoryKernel()
-    actuator = Actuator(store, policies(budget_actions=2, cooldown_minutes=0, reversal_minutes=0), TTL, kernel)
+    actuator = Actuator(store.database, policies(budget_actions=2, cooldown_minutes=0, reversal_minutes=0), TTL, kernel)
     assert actuator.handle([decision(99)], NOW).refused == 1  # above max_scale 50
     targets = [WorkloadRef("edge-1", "iot", f"w{i}") for i in range(3)]
     report = actuator.handle([decision(3, t) for t in targets], NOW)
     assert (report.enacted, report.refused) == (2, 1)
-    reasons = [e["detail"]["reason"] for e in store.audit_entries() if e["event"] == "not-enacted"]
+    reasons = [e["detail"]["reason"] for e in AuditLog(store.database).entries() if e["event"] == "not-enacted"]
     assert any("outside the bounds" in r for r in reasons)
     assert any("budget spent" in r for r in reasons)
     later = NOW + timedelta(minutes=61)
@@ -153,22 +155,22 @@ def test_envelope_refuses_out_of_bounds_and_spent_budget(store):
 
 def test_kill_switch_from_the_api_or_a_file(store, tmp_path):
     kernel = MemoryKernel()
-    actuator = Actuator(store, policies(), TTL, kernel)
+    actuator = Actuator(store.database, policies(), TTL, kernel)
     actuator.set_kill_switch(True, "incident 42", NOW)
     assert actuator.handle([decision(4)], NOW).enacted == 0
     actuator.set_kill_switch(False, "resolved", NOW)
     assert actuator.handle([decision(4)], NOW).enacted == 1
     flag = tmp_path / "stop"
     flag.touch()
-    book = PolicyBook(PolicySettings(mode=Mode.ENACT, envelope=SafetyEnvelope(kill_switch_file=flag)))
-    stopped = Actuator(store, book, TTL, kernel)
+    book = PolicyBook(PolicySettings(mode=Mode.ENACT, envelope=SafetyEnvelope(kill_switch_file=flag)).spec())
+    stopped = Actuator(store.database, book, TTL, kernel)
     assert stopped.handle([decision(8, FRONTEND)], NOW).enacted == 0
     assert kernel.writes == [("min_scale ('edge-1', 'iot', 'ingest')", 4)]
 
 
 def test_temporary_errors_are_retried_when_due_permanent_ones_are_not(store):
     kernel = MemoryKernel(fail_next=[TemporaryError("ksvc iot/ingest @ edge-1", "busy", 503)])
-    actuator = Actuator(store, policies(), TTL, kernel)
+    actuator = Actuator(store.database, policies(), TTL, kernel)
     assert actuator.handle([decision(4)], NOW).enacted == 0
     assert actuator.ledger.find()[0].state is ActionState.RETRY
     assert actuator.handle([], NOW + timedelta(seconds=10)).enacted == 0  # not due yet
@@ -184,12 +186,12 @@ def test_temporary_errors_are_retried_when_due_permanent_ones_are_not(store):
 
 def test_a_crash_after_the_write_is_settled_without_writing_again(url):
     kernel = MemoryKernel(crash_after_write=True)
-    store = RecommendationStore(url)
+    store = RecommendationStore(open_database(url))
     with pytest.raises(Crash):
-        Actuator(store, policies(), TTL, kernel).handle([decision(4)], NOW)
-    store.engine.dispose()  # the process died: nothing more from it
+        Actuator(store.database, policies(), TTL, kernel).handle([decision(4)], NOW)
+    store.database.close()  # the process died: nothing more from it
     kernel.crash_after_write = False
-    restarted = Actuator(RecommendationStore(url), policies(), TTL, kernel)
+    restarted = Actuator(open_database(url), policies(), TTL, kernel)
     assert restarted.recover(NOW + timedelta(minutes=1)) == 1
     assert restarted.ledger.find()[0].state is ActionState.ENACTED
     assert restarted.store.find(status=RecommendationStatus.ENACTED)
@@ -199,12 +201,12 @@ def test_a_crash_after_the_write_is_settled_without_writing_again(url):
 
 def test_a_crash_before_the_write_is_abandoned_and_decided_afresh(url):
     kernel = MemoryKernel(crash_before_write=True)
-    store = RecommendationStore(url)
+    store = RecommendationStore(open_database(url))
     with pytest.raises(Crash):
-        Actuator(store, policies(), TTL, kernel).handle([decision(4)], NOW)
-    store.engine.dispose()
+        Actuator(store.database, policies(), TTL, kernel).handle([decision(4)], NOW)
+    store.database.close()
     kernel.crash_before_write = False
-    restarted = Actuator(RecommendationStore(url), policies(), TTL, kernel)
+    restarted = Actuator(open_database(url), policies(), TTL, kernel)
     assert restarted.recover(NOW + timedelta(minutes=1)) == 1
     assert restarted.ledger.find()[0].state is ActionState.ABANDONED
     later = NOW + timedelta(minutes=10)
@@ -214,7 +216,7 @@ def test_a_crash_before_the_write_is_abandoned_and_decided_afresh(url):
 
 def test_moves_are_enacted_and_remembered_for_the_dwell_time(store):
     kernel = MemoryKernel(placement={("iot", "ingest"): "edge-1"})
-    actuator = Actuator(store, policies(), TTL, kernel)
+    actuator = Actuator(store.database, policies(), TTL, kernel)
     assert actuator.handle([move("fog-1")], NOW).enacted == 1
     assert kernel.placement[("iot", "ingest")] == "fog-1"
     assert actuator.last_moved() == {("iot", "ingest"): NOW}
@@ -222,11 +224,11 @@ def test_moves_are_enacted_and_remembered_for_the_dwell_time(store):
 
 def test_placement_scores_are_published_only_in_enact_mode_and_when_due(store):
     kernel = MemoryKernel()
-    recommending = Actuator(store, policies(Mode.RECOMMEND), TTL, kernel)
+    recommending = Actuator(store.database, policies(Mode.RECOMMEND), TTL, kernel)
     recommending.publish_scores({"edge-1": -20, "cloud-1": 80}, "icos-headroom", NOW, timedelta(minutes=15), True)
     assert kernel.scores == []
     assert recommending.scores.scores == {"edge-1": -20, "cloud-1": 80}
-    enacting = Actuator(store, policies(), TTL, kernel)
+    enacting = Actuator(store.database, policies(), TTL, kernel)
     enacting.publish_scores({"edge-1": -20, "cloud-1": 80}, "icos-headroom", NOW, timedelta(minutes=15), True)
     name, scores, valid_until = kernel.scores[0]
     assert (name, [(s.cluster, s.value) for s in scores]) == ("icos-headroom", [("cloud-1", 80), ("edge-1", -20)])

@@ -3,7 +3,7 @@ import threading
 import numpy as np
 import pytest
 
-from intelligence.runtime.service import model_factory, model_signature
+from intelligence.runtime.model_specs import model_factory, model_signature
 from intelligence.vocabulary import SeriesKey
 from models import checkpoint
 from models.bank import ModelBank

@@ -1,19 +1,21 @@
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intelligence.decisions.knative_floor import FloorState, Outcome, decide_knative_floor
+from intelligence.decisions.knative_floor import decide_knative_floor
+from intelligence.decisions.outcomes import FloorState, Outcome
 from intelligence.decisions.planner import DecisionInputs, plan
 from intelligence.decisions.policies import PolicyBook
-from intelligence.settings import KnativeScalingPolicy, PolicySettings
+from intelligence.decisions.specs import KnativeFloorSpec, PolicySpec
 from intelligence.vocabulary import ActionKind, Forecast, SeriesKey
 
 NOW = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
 TTL = timedelta(hours=1)
 KEY = SeriesKey.of("cloud-1", "requests", {"namespace": "shop", "workload": "frontend"})
 TARGET = KEY.workload
-POLICY = KnativeScalingPolicy(
+POLICY = KnativeFloorSpec(
     target_per_replica=10,
     min_scale=1,
     max_scale=20,
@@ -57,7 +59,7 @@ def test_provisions_for_the_surge_when_the_model_gives_one():
     assert d.recommendation is not None
     assert d.recommendation.params == {"min_scale": 6}  # 1 + max_step_up (8 wanted for the surge 71)
     assert d.explanation.inputs["provision_for"] == "surge"
-    by_quantile = KnativeScalingPolicy(**{**POLICY.model_dump(), "provision_for": "quantile"})
+    by_quantile = replace(POLICY, provision_for="quantile")
     d = decide_knative_floor(surged, TARGET, FloorState(1), by_quantile, NOW, TTL)
     assert d.recommendation is not None
     assert d.recommendation.params == {"min_scale": 4}  # ceil((30 + 2) / 10)
@@ -98,7 +100,7 @@ def test_predict_up_react_down():
 
 def test_only_the_policy_signal_is_decided_on():
     cpu = Forecast(SeriesKey.of("cloud-1", "cpu", {"namespace": "shop", "workload": "frontend"}), 0.0, 60.0, (1.0,))
-    book = PolicyBook(PolicySettings(knative=POLICY))
+    book = PolicyBook(PolicySpec(knative=POLICY))
     assert plan(DecisionInputs(scaling=[cpu], load=[]), book, NOW, TTL).decisions == []
 
 

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from intelligence.decisions.specs import KnativeFloorSpec
 from intelligence.evaluation.kpa import KpaSettings
 from intelligence.evaluation.replay import ReplayError, ReplayOptions, decide_floors, format_report, replay
-from intelligence.settings import KnativeScalingPolicy
 
 STEP = 300.0
 DAY = 288  # samples
@@ -30,7 +30,7 @@ def daily_load(days: int, seed: int = 5) -> np.ndarray:
 def options(**changes) -> ReplayOptions:
     # a slow cold start (10 minutes: a large model to load) is where the KPA falls behind a
     # ramp it could follow with fast pods; the horizon (15 minutes) covers it
-    policy = KnativeScalingPolicy(
+    policy = KnativeFloorSpec(
         target_per_replica=10.0,
         quantile=0.8,
         cold_start_seconds=600.0,

@@ -3,9 +3,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from intelligence.actuation.actuator import Actuator
-from intelligence.decisions.knative_floor import Decision, Outcome
+from intelligence.decisions.outcomes import Decision, Outcome
 from intelligence.decisions.policies import PolicyBook
 from intelligence.settings import PolicySettings
+from intelligence.storage.audit import AuditLog
+from intelligence.storage.database import open_database
 from intelligence.storage.recommendations import RecommendationStore
 from intelligence.vocabulary import (
     ActionKind,
@@ -36,9 +38,9 @@ def rec(min_scale: int, at: datetime = NOW, kind: ActionKind = ActionKind.SCALE_
 
 @pytest.fixture
 def store(tmp_path):
-    s = RecommendationStore(f"sqlite:///{tmp_path / 'd.db'}")
+    s = RecommendationStore(open_database(f"sqlite:///{tmp_path / 'd.db'}"))
     yield s
-    s.close()
+    s.database.close()
 
 
 def test_same_recommendation_is_refreshed_other_params_supersede(store):
@@ -58,39 +60,39 @@ def test_same_recommendation_is_refreshed_other_params_supersede(store):
     assert [r.id for r in store.find(status=RecommendationStatus.OPEN)] == [
         down
     ]  # a scale-down supersedes the scale-up of the same target
-    assert [e["event"] for e in store.audit_entries()] == ["recommended"] * 3
+    assert [e["event"] for e in AuditLog(store.database).entries()] == ["recommended"] * 3
 
 
 def test_expiry_and_persistence_across_restarts(tmp_path):
     url = f"sqlite:///{tmp_path / 'd.db'}"
-    store = RecommendationStore(url)
+    store = RecommendationStore(open_database(url))
     store.upsert(rec(3))
-    store.close()
-    reopened = RecommendationStore(url)
+    store.database.close()
+    reopened = RecommendationStore(open_database(url))
     assert len(reopened.find(status=RecommendationStatus.OPEN)) == 1
     assert reopened.expire(NOW + timedelta(hours=2)) == 1
     assert reopened.find(status=RecommendationStatus.OPEN) == []
     assert reopened.find(status=RecommendationStatus.EXPIRED)[0].recommendation.params == {"min_scale": 3}
-    reopened.close()
+    reopened.database.close()
 
 
 def book(mode: Mode) -> PolicyBook:
-    return PolicyBook(PolicySettings(mode=mode))
+    return PolicyBook(PolicySettings(mode=mode).spec())
 
 
 def test_actuator_restores_floors_and_needs_adapters_to_enact(store):
-    actuator = Actuator(store, book(Mode.RECOMMEND), timedelta(hours=1))
+    actuator = Actuator(store.database, book(Mode.RECOMMEND), timedelta(hours=1))
     report = actuator.handle([Decision(TARGET, Outcome.RECOMMEND, rec(4).explanation, rec(4))], NOW)
     assert report.new == 1
     assert actuator.floors[TARGET].min_scale == 4
-    again = Actuator(store, book(Mode.RECOMMEND), timedelta(hours=1))
+    again = Actuator(store.database, book(Mode.RECOMMEND), timedelta(hours=1))
     assert again.floors[TARGET].min_scale == 4
     with pytest.raises(ValueError, match="needs the Kubernetes adapters"):
-        Actuator(store, book(Mode.ENACT), timedelta(hours=1))
+        Actuator(store.database, book(Mode.ENACT), timedelta(hours=1))
 
 
 def test_observe_mode_records_only_the_audit_trail(store):
-    actuator = Actuator(store, book(Mode.OBSERVE), timedelta(hours=1))
+    actuator = Actuator(store.database, book(Mode.OBSERVE), timedelta(hours=1))
     actuator.handle([Decision(TARGET, Outcome.RECOMMEND, rec(4).explanation, rec(4))], NOW)
     assert store.find() == []
-    assert store.audit_entries()[0]["event"] == "observed"
+    assert AuditLog(store.database).entries()[0]["event"] == "observed"

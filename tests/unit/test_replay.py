@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from collectors.replay import ReplayCollector, ReplayFormatError
-from intelligence.runtime.service import build_service
+from intelligence.runtime.wiring import build_service
 from intelligence.settings import load_settings
 from intelligence.vocabulary import HealthState, ManualClock
 

@@ -6,15 +6,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from intelligence.decisions.envelope import EnactedAction, Proposal, check
-from intelligence.decisions.knative_floor import Outcome
+from intelligence.decisions.outcomes import Outcome
+from intelligence.decisions.placement import placement_scores
 from intelligence.decisions.planner import DecisionInputs, plan
 from intelligence.decisions.policies import PolicyBook
-from intelligence.decisions.rescheduling import ClusterView, cluster_loads, decide_moves, placement_scores
-from intelligence.settings import PolicySettings, ReschedulePolicy, SafetyEnvelope
-from intelligence.vocabulary import ActionKind, Forecast, SeriesKey, Tier, WorkloadRef
+from intelligence.decisions.rescheduling import ClusterView, cluster_loads, decide_moves
+from intelligence.decisions.specs import EnvelopeSpec, OverrideSpec, PolicySpec, RescheduleSpec
+from intelligence.vocabulary import ActionKind, Forecast, SeriesKey, Tier, WorkloadKind, WorkloadRef
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 TTL = timedelta(hours=1)
+T, OTHER = WorkloadRef("edge-1", "iot", "t"), WorkloadRef("edge-1", "iot", "other")
 T0 = NOW.timestamp()
 CLUSTERS = [
     ClusterView("cloud-1", Tier.CLOUD, 64.0, {"region": "eu"}),
@@ -29,8 +31,8 @@ def cpu(cluster: str, workload: str, peak: float, namespace: str = "iot") -> For
     return Forecast(key, T0, 60.0, points, {0.05: (0.0, 0.0), 0.95: (peak * 0.9, peak)})
 
 
-def moves(forecasts, policies: PolicySettings | None = None, clusters=CLUSTERS, last_moved=None):
-    book = PolicyBook(policies or PolicySettings())
+def moves(forecasts, policies: PolicySpec | None = None, clusters=CLUSTERS, last_moved=None):
+    book = PolicyBook(policies or PolicySpec())
     loads = cluster_loads(clusters, forecasts, book.settings.reschedule.quantile)
     return decide_moves(loads, book.for_workload, last_moved or {}, book.settings.reschedule, NOW, TTL)
 
@@ -49,14 +51,14 @@ def test_a_cluster_forecast_to_saturate_sheds_its_largest_workload_to_the_most_h
 
 def test_constraints_dwell_time_and_pinning_are_respected():
     forecasts = [cpu("edge-1", "ingest", 4.0)]
-    edge_only = PolicySettings(overrides=[{"workload": "ingest", "tiers": ["edge", "fog"]}])  # type: ignore[list-item]
+    edge_only = PolicySpec(overrides=(OverrideSpec(workload="ingest", tiers=(Tier.EDGE, Tier.FOG)),))
     rec = next(d.recommendation for d in moves(forecasts, edge_only) if d.recommendation)
     assert rec.params == {"cluster": "fog-1"}
-    labelled = PolicySettings(overrides=[{"namespace": "iot", "cluster_labels": {"region": "us"}}])  # type: ignore[list-item]
+    labelled = PolicySpec(overrides=(OverrideSpec(namespace="iot", cluster_labels={"region": "us"}),))
     held = moves(forecasts, labelled)
     assert [d.outcome for d in held] == [Outcome.HOLD]
     assert "no cluster can take" in held[0].explanation.summary
-    pinned = PolicySettings(overrides=[{"workload": "ingest", "movable": False}])  # type: ignore[list-item]
+    pinned = PolicySpec(overrides=(OverrideSpec(workload="ingest", movable=False),))
     assert moves(forecasts, pinned) == []
     recently = {("iot", "ingest"): NOW - timedelta(minutes=30)}
     stays = moves(forecasts, last_moved=recently)
@@ -74,7 +76,7 @@ def test_down_clusters_are_evacuated_and_never_chosen():
 
 
 def test_small_gains_are_not_worth_a_move():
-    policy = PolicySettings(reschedule=ReschedulePolicy(move_cost=0.5))
+    policy = PolicySpec(reschedule=RescheduleSpec(move_cost=0.5))
     decided = moves([cpu("edge-1", "a", 3.2), cpu("edge-1", "b", 0.6)], policy)
     assert all(d.recommendation is None for d in decided)
     assert "move cost" in decided[0].explanation.summary
@@ -95,11 +97,11 @@ def test_the_plan_puts_floors_moves_and_scores_together():
         {0.05: (30.0,), 0.95: (50.0,)},
     )
     inputs = DecisionInputs(scaling=[requests], load=[cpu("edge-1", "ingest", 4.0)], clusters=CLUSTERS)
-    planned = plan(inputs, PolicyBook(PolicySettings()), NOW, TTL)
+    planned = plan(inputs, PolicyBook(PolicySpec()), NOW, TTL)
     kinds = sorted(d.recommendation.kind.value for d in planned.decisions if d.recommendation)
     assert kinds == ["reallocation", "scale-up"]
     assert planned.scores["edge-1"] == 0
-    deployments = PolicySettings(overrides=[{"namespace": "iot", "kind": "deployment"}])  # type: ignore[list-item]
+    deployments = PolicySpec(overrides=(OverrideSpec(namespace="iot", kind=WorkloadKind.DEPLOYMENT),))
     as_deployment = plan(inputs, PolicyBook(deployments), NOW, TTL)
     scale_out = next(
         d.recommendation for d in as_deployment.decisions if d.recommendation.kind is not ActionKind.REALLOCATION
@@ -123,7 +125,7 @@ def test_moves_fit_their_destination_and_are_deterministic(peaks, up):
     forecasts = [cpu(cluster, f"w{i}", peak) for i, (cluster, peak) in enumerate(peaks)]
     first = moves(forecasts, clusters=clusters)
     assert first == moves(forecasts, clusters=clusters)
-    policy = ReschedulePolicy()
+    policy = RescheduleSpec()
     loads = cluster_loads(clusters, forecasts, policy.quantile)
     added = dict.fromkeys((c.name for c in clusters), 0.0)
     recommended = [d.recommendation for d in first if d.recommendation is not None]
@@ -156,9 +158,9 @@ def test_no_workload_moves_back_within_its_dwell_time(minutes_ago, peak):
     killed=st.booleans(),
 )
 def test_the_envelope_never_lets_through_what_it_must_not(current, proposed, history, killed):
-    envelope = SafetyEnvelope(max_step=4, cooldown_minutes=5, reversal_minutes=30, budget_actions=10)
-    past = [EnactedAction("t" if mine else "other", NOW - timedelta(minutes=m), d) for m, d, mine in history]
-    proposal = Proposal("t", current, proposed, (1, 50))
+    envelope = EnvelopeSpec(max_step=4, cooldown_minutes=5, reversal_minutes=30, budget_actions=10)
+    past = [EnactedAction(T if mine else OTHER, NOW - timedelta(minutes=m), d) for m, d, mine in history]
+    proposal = Proposal(T, current, proposed, (1, 50))
     verdict = check(proposal, past, envelope, killed, NOW)
     assert verdict == check(proposal, past, envelope, killed, NOW)
     if not verdict.allowed:
@@ -168,7 +170,7 @@ def test_the_envelope_never_lets_through_what_it_must_not(current, proposed, his
     assert 1 <= proposed <= 50
     assert abs(verdict.value - current) <= envelope.max_step
     assert (verdict.value - current) * (proposed - current) > 0  # same direction, never beyond the proposal
-    mine = [a for a in past if a.target == "t"]
+    mine = [a for a in past if a.target == T]
     assert all(NOW - a.at >= timedelta(minutes=5) for a in mine)
     assert not any(a.direction == -proposal.direction and NOW - a.at < timedelta(minutes=30) for a in mine)
     assert sum(1 for a in past if NOW - a.at < timedelta(minutes=60)) < envelope.budget_actions

@@ -1,8 +1,10 @@
 """What the actuator needs from the meta-kernel, free of any Kubernetes import.
 
 Every write is idempotent (it sets absolute values, never increments) and is
-verified by reading the object back; :meth:`MetaKernel.read` answers "is this
-already in force?" so that an action interrupted by a crash is never enacted twice.
+verified by reading the object back; every kind of action can also be read back
+("is this already in force?") so that an action interrupted by a crash is never
+enacted twice. The interfaces are narrow and owned by their consumer: the Knative
+floor's handler needs :class:`KnativeScaling`, not the whole meta-kernel.
 """
 
 from __future__ import annotations
@@ -59,9 +61,7 @@ class ClusterScore:
     value: int
 
 
-class MetaKernel(Protocol):
-    """The actions the actuator can enact. Every method is idempotent and verified."""
-
+class KnativeScaling(Protocol):
     def set_knative_scale(
         self, cluster: str, namespace: str, service: str, min_scale: int | None, max_scale: int | None = None
     ) -> Applied:
@@ -78,10 +78,14 @@ class MetaKernel(Protocol):
         """Whether exactly these bounds are in force (how a crashed action is settled without writing)."""
         ...
 
+
+class DeploymentScaling(Protocol):
     def scale_deployment(self, cluster: str, namespace: str, name: str, replicas: int) -> Applied: ...
 
     def read_deployment_replicas(self, cluster: str, namespace: str, name: str) -> int: ...
 
+
+class WorkloadPlacement(Protocol):
     def move_workload(self, namespace: str, name: str, source: str, destination: str) -> Applied:
         """Retarget the workload's ManifestWork from cluster ``source`` to ``destination``."""
         ...
@@ -90,10 +94,24 @@ class MetaKernel(Protocol):
         """The cluster whose ManifestWork carries the workload now (None: not managed by ManifestWork)."""
         ...
 
+
+class PlacementScorePublishing(Protocol):
     def publish_placement_scores(
         self, name: str, scores: Sequence[ClusterScore], valid_until: datetime
     ) -> list[Applied]: ...
 
+
+class ClusterTainting(Protocol):
     def taint_cluster(self, cluster: str, key: str, value: str, effect: str) -> Applied: ...
+
+    def cluster_taints(self, cluster: str) -> Sequence[Mapping[str, str]]:
+        """The ManagedCluster's taints now (key, value, effect)."""
+        ...
+
+
+class MetaKernel(
+    KnativeScaling, DeploymentScaling, WorkloadPlacement, PlacementScorePublishing, ClusterTainting, Protocol
+):
+    """Everything the actuator can do on the continuum. Each action handler asks only for its own part."""
 
     def close(self) -> None: ...

@@ -35,7 +35,7 @@ from intelligence.actuation.adapters.kube import (
     get_or_none,
     resource_version,
 )
-from intelligence.settings import KnativeScalePath
+from intelligence.actuation.adapters.spec import KnativeScalePath
 
 log = logging.getLogger(__name__)
 

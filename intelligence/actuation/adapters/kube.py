@@ -19,7 +19,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from intelligence.actuation.adapters.base import AdapterError, PermanentError, TemporaryError
-from intelligence.settings import KubernetesSettings
+from intelligence.actuation.adapters.spec import KubernetesSpec
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,13 @@ TEMPORARY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER_SECONDS = 60.0
 
 
-def new_api_client(settings: KubernetesSettings, context: str | None) -> client.ApiClient:
+def new_api_client(spec: KubernetesSpec, context: str | None) -> client.ApiClient:
     """An ApiClient for one kubeconfig context (or the pod's service account when ``in_cluster``)."""
     configuration = client.Configuration()
-    if settings.in_cluster:
+    if spec.in_cluster:
         config.load_incluster_config(client_configuration=configuration)
     else:
-        kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
+        kubeconfig = str(spec.kubeconfig) if spec.kubeconfig else None
         config.load_kube_config(
             config_file=kubeconfig, context=context, client_configuration=configuration, persist_config=False
         )
@@ -50,35 +50,35 @@ class ClusterClients:
 
     def __init__(
         self,
-        settings: KubernetesSettings,
-        factory: Callable[[KubernetesSettings, str | None], client.ApiClient] = new_api_client,
+        spec: KubernetesSpec,
+        factory: Callable[[KubernetesSpec, str | None], client.ApiClient] = new_api_client,
     ) -> None:
-        self._settings = settings
+        self._spec = spec
         self._factory = factory
         self._clients: dict[str | None, client.ApiClient] = {}
 
     def context_of(self, cluster: str) -> str | None:
-        return self._settings.cluster_contexts.get(cluster, self._settings.context)
+        return self._spec.cluster_contexts.get(cluster, self._spec.context)
 
     def member(self, cluster: str) -> client.ApiClient:
         return self._get(self.context_of(cluster))
 
     def hub(self) -> client.ApiClient:
-        return self._get(self._settings.hub_context or self._settings.context)
+        return self._get(self._spec.hub_context or self._spec.context)
 
     def _get(self, context: str | None) -> client.ApiClient:
         if context not in self._clients:
             try:
-                self._clients[context] = self._factory(self._settings, context)
+                self._clients[context] = self._factory(self._spec, context)
             except (config.ConfigException, OSError, ValueError) as exc:
                 named = f"context {context!r}" if context else "current context"
-                where = "in-cluster config" if self._settings.in_cluster else f"kubeconfig {named}"
+                where = "in-cluster config" if self._spec.in_cluster else f"kubeconfig {named}"
                 raise PermanentError(where, f"cannot load: {exc}") from exc
         return self._clients[context]
 
     def check(self) -> None:
         """Load every configured context now (reads files, contacts nothing): a bad kubeconfig fails at start."""
-        contexts = {self._settings.context, self._settings.hub_context, *self._settings.cluster_contexts.values()}
+        contexts = {self._spec.context, self._spec.hub_context, *self._spec.cluster_contexts.values()}
         for context in sorted(contexts, key=str):
             self._get(context)
 
@@ -133,8 +133,8 @@ class Retrier:
     sleep: Callable[[float], None]
 
     @classmethod
-    def from_settings(cls, settings: KubernetesSettings, sleep: Callable[[float], None]) -> Retrier:
-        return cls(settings.retries, settings.backoff_seconds, sleep)
+    def from_spec(cls, spec: KubernetesSpec, sleep: Callable[[float], None]) -> Retrier:
+        return cls(spec.retries, spec.backoff_seconds, sleep)
 
     def run(self, obj: str, attempt: Callable[[], T]) -> T:
         delay = self.backoff_seconds

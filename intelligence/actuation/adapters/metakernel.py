@@ -13,7 +13,7 @@ from intelligence.actuation.adapters.deployments import DeploymentScaler
 from intelligence.actuation.adapters.knative import KnativeScaler
 from intelligence.actuation.adapters.kube import ClusterClients, Kube, Retrier, new_api_client
 from intelligence.actuation.adapters.ocm import OcmHub
-from intelligence.settings import KubernetesSettings
+from intelligence.actuation.adapters.spec import KubernetesSpec
 from intelligence.vocabulary import Clock, SystemClock, utc_now
 
 HUB = "hub"
@@ -22,28 +22,28 @@ HUB = "hub"
 class KubeMetaKernel:
     def __init__(
         self,
-        settings: KubernetesSettings,
+        spec: KubernetesSpec,
         sleep: Callable[[float], None] = time.sleep,
         clock: Clock | None = None,
-        client_factory: Callable[[KubernetesSettings, str | None], Any] = new_api_client,
+        client_factory: Callable[[KubernetesSpec, str | None], Any] = new_api_client,
     ) -> None:
-        self._settings = settings
-        self._retrier = Retrier.from_settings(settings, sleep)
+        self._spec = spec
+        self._retrier = Retrier.from_spec(spec, sleep)
         self._clock = clock or SystemClock()
-        self._clients = ClusterClients(settings, client_factory)
+        self._clients = ClusterClients(spec, client_factory)
 
     def _member(self, cluster: str) -> Kube:
-        return Kube(self._clients.member(cluster), cluster, self._settings.request_timeout_seconds, self._retrier)
+        return Kube(self._clients.member(cluster), cluster, self._spec.request_timeout_seconds, self._retrier)
 
     def _hub(self) -> OcmHub:
-        kube = Kube(self._clients.hub(), HUB, self._settings.request_timeout_seconds, self._retrier)
-        return OcmHub(kube, self._settings.workload_label, self._now)
+        kube = Kube(self._clients.hub(), HUB, self._spec.request_timeout_seconds, self._retrier)
+        return OcmHub(kube, self._spec.workload_label, self._now)
 
     def _now(self) -> datetime:
         return utc_now(self._clock)
 
     def _knative(self, cluster: str) -> KnativeScaler:
-        return KnativeScaler(self._member(cluster), self._settings.knative_scale_path)
+        return KnativeScaler(self._member(cluster), self._spec.knative_scale_path)
 
     def set_knative_scale(
         self, cluster: str, namespace: str, service: str, min_scale: int | None, max_scale: int | None = None
@@ -77,6 +77,9 @@ class KubeMetaKernel:
 
     def taint_cluster(self, cluster: str, key: str, value: str, effect: str) -> Applied:
         return self._hub().taint_cluster(cluster, key, value, effect)
+
+    def cluster_taints(self, cluster: str) -> list[dict[str, str]]:
+        return self._hub().cluster_taints(cluster)
 
     def retarget_placement(self, namespace: str, placement: str, destination: str) -> Applied:
         """Not in :class:`base.MetaKernel` yet: pin an OCM Placement to one cluster."""

@@ -254,6 +254,11 @@ class OcmHub:
 
     # -- taints -----------------------------------------------------------------------------------------
 
+    def cluster_taints(self, cluster: str) -> list[dict[str, str]]:
+        obj = self._kube.name("ManagedCluster", None, cluster)
+        current = self._kube.retrier.run(obj, lambda: self._get(CLUSTER, "managedclusters", None, cluster))
+        return [dict(taint) for taint in (current.get("spec") or {}).get("taints") or []]
+
     def taint_cluster(self, cluster: str, key: str, value: str, effect: str) -> Applied:
         obj = self._kube.name("ManagedCluster", None, cluster)
         if effect not in TAINT_EFFECTS:

@@ -1,0 +1,91 @@
+"""``icos-intel run``: the service, on its embedded default or on the configured clusters."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from api.cli.common import fail, load, setup_logging
+from api.cli.progress import progress_bars
+
+if TYPE_CHECKING:
+    from intelligence.runtime.service import Service
+
+
+def run(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML settings file; none = embedded default")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default 8080; 0 picks a free one)")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="Local state directory (default ./.icos-state)")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Run the service. With no configuration: the embedded simulated continuum of three clusters."""
+    # Ctrl-C and SIGTERM (Kubernetes stopping the pod) stop start-up and warm-up cleanly too, even
+    # when the process inherited an ignored SIGINT; uvicorn installs its own handlers while it serves.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    settings = load(config, **{"api.host": host, "api.port": port, "storage.state_dir": state_dir})
+    setup_logging(log_level)
+    import uvicorn
+
+    from api.app import create_app
+    from intelligence.runtime.wiring import StartupError, build_service
+
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in settings.api.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.api.host, settings.api.port))
+        sock.listen(2048)  # connections wait in the backlog until the server accepts them
+    except OSError as exc:
+        raise fail(f"api: cannot listen on {settings.api.host}:{settings.api.port}: {exc.strerror}") from None
+    try:
+        service = build_service(settings, config_path=config)
+    except StartupError as exc:
+        sock.close()
+        raise fail(f"cannot start: {exc}") from None
+    except KeyboardInterrupt:
+        sock.close()
+        raise fail("interrupted while starting; nothing was changed", code=130) from None
+    bound_host, bound_port = sock.getsockname()[:2]
+    base = f"http://{bound_host if ':' not in bound_host else f'[{bound_host}]'}:{bound_port}"
+    if settings.replaying:
+        what = f"replay of {settings.replay.path}, {settings.replay.speed:g}x real time"
+    elif settings.embedded:
+        what = f"the embedded simulated continuum (cloud-1, fog-1, edge-1), {settings.simulation.speed:g}x real time"
+    else:
+        what = f"{len(settings.clusters)} cluster(s): {', '.join(c.name for c in settings.clusters)}"
+    typer.echo(
+        f"icos-intelligence: {what}; mode {settings.policy.mode.value}\n"
+        f"  forecasts        {base}/v1/forecasts\n"
+        f"  anomalies        {base}/v1/anomalies\n"
+        f"  recommendations  {base}/v1/recommendations\n"
+        f"  health           {base}/healthz\n"
+        f"  metrics          {base}/metrics     API docs {base}/docs\n"
+        f"  state            {settings.storage.state_dir.resolve()}"
+        f"\n  MLflow           {settings.mlflow_uri if settings.mlflow.enabled else 'disabled'}\n"
+        "Press Ctrl-C to stop.",
+        err=True,
+    )
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, service=service), log_level="warning", lifespan="on"))
+    try:
+        _warm_up(service)
+        service.start()
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn shut down gracefully, then re-raised Ctrl-C: that is a clean stop
+    finally:
+        service.stop()
+        typer.echo("icos-intelligence stopped; state saved.", err=True)
+
+
+def _warm_up(service: Service) -> None:
+    """The first pull backfills history: show its progress per cluster."""
+    with progress_bars("backfill {task.description}", disable=service.settings.embedded) as report:
+        result = service.warm_up(report)
+    typer.echo(f"learnt {result.samples} samples of {result.series} series; serving.", err=True)

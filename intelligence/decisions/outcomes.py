@@ -1,0 +1,46 @@
+"""What a decision is: an outcome ("not enough data" and "too uncertain" are normal results), its explanation,
+and the recommendation when there is one."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from intelligence.vocabulary import Explanation, Recommendation, WorkloadRef
+
+
+class Outcome(enum.StrEnum):
+    RECOMMEND = "recommend"
+    HOLD = "hold"
+    INSUFFICIENT_DATA = "insufficient-data"
+    TOO_UNCERTAIN = "too-uncertain"
+
+
+@dataclass(frozen=True, slots=True)
+class FloorState:
+    """The min-scale currently in force (or last recommended) for a Knative service."""
+
+    min_scale: int
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    target: WorkloadRef
+    outcome: Outcome
+    explanation: Explanation
+    recommendation: Recommendation | None = None
+
+
+def hold(
+    target: WorkloadRef,
+    outcome: Outcome,
+    summary: str,
+    inputs: Mapping[str, object],
+    rule: str,
+    rejected: tuple[str, ...] = (),
+) -> Decision:
+    """A decision to do nothing, with its explanation (the inputs are copied: callers go on filling theirs)."""
+    return Decision(target, outcome, Explanation(rule, summary, dict(inputs), rejected))

@@ -1,0 +1,177 @@
+"""The composition root: builds the service from the settings. Nothing else reads the settings tree.
+
+Every component receives a plain spec built here (the policy's, the adapters', the
+collector's, the models'), so that no component below knows the settings exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from collectors.telemetry import CollectorTelemetry
+from intelligence.actuation.actuator import Actuator
+from intelligence.actuation.adapters.base import MetaKernel
+from intelligence.decisions.policies import PolicyBook
+from intelligence.runtime.challengers import ModelSelection
+from intelligence.runtime.champions import ChampionWatcher, load_active
+from intelligence.runtime.checkpoints import Checkpoints, checkpoint_path, restore
+from intelligence.runtime.engine import Engine
+from intelligence.runtime.model_specs import (
+    StartupError,
+    check_models,
+    model_factory,
+    model_signals,
+    model_signature,
+    model_spec,
+)
+from intelligence.runtime.reload import ConfigReloader
+from intelligence.runtime.service import Service
+from intelligence.runtime.sources import build_source, cluster_catalog
+from intelligence.runtime.stores import AnomalyStore, ForecastStore
+from intelligence.settings import Settings
+from intelligence.storage.database import Database, DatabaseError, open_database
+from intelligence.vocabulary import Clock, Mode, utc_now
+from models.bank import ModelBank
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StartupError", "build_service"]
+
+
+def _tracker(settings: Settings, signature: dict[str, Any]) -> Any | None:
+    if not settings.mlflow.enabled:
+        return None
+    from models.tracking import MlflowTracker
+
+    params = {f"{signal}.{k}": v for signal, spec in signature.items() for k, v in spec.items()}
+    params["embedded"] = settings.embedded
+    return MlflowTracker(
+        settings.mlflow_uri,
+        settings.mlflow.experiment,
+        f"online-{datetime.now(UTC):%Y%m%dT%H%M%SZ}",
+        params,
+        tags={"icos.shard": f"{settings.engine.shard_index}/{settings.engine.shard_count}"},
+        timeout_seconds=settings.mlflow.timeout_seconds,
+    )
+
+
+def _meta_kernel(settings: Settings) -> MetaKernel:
+    """The Kubernetes adapters, only built when some workload may be enacted on (imports kubernetes)."""
+    from intelligence.actuation.adapters.metakernel import KubeMetaKernel
+
+    try:
+        kernel = KubeMetaKernel(settings.kubernetes.spec())
+        kernel.check()
+        return kernel
+    except Exception as exc:
+        raise StartupError(f"kubernetes: cannot set up the adapters for approve/enact mode: {exc}") from exc
+
+
+def _database(settings: Settings) -> Database:
+    try:
+        return open_database(settings.storage.resolved_database_url())
+    except DatabaseError as exc:
+        raise StartupError(f"storage.database_url: cannot open the database {exc}") from exc
+
+
+def build_service(
+    settings: Settings, clock: Clock | None = None, with_tracker: bool = True, config_path: Path | None = None
+) -> Service:
+    """Wire the service. Restores the model bank from the state directory when it can."""
+    state_dir = settings.storage.state_dir
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"storage.state_dir {str(state_dir)!r} cannot be created: {exc.strerror}") from exc
+    registry = CollectorRegistry(auto_describe=True)
+    telemetry = CollectorTelemetry(registry)
+    source = build_source(settings, clock, telemetry, resume=-math.inf)
+    signals = model_signals(settings)
+    active = {s: c for s, c in load_active(state_dir).items() if s in signals} if settings.mlflow.enabled else {}
+    signature = model_signature(settings, source.step_seconds, active)
+    path = checkpoint_path(settings)
+    closing: list[Any] = [source.collector]
+    try:
+        check_models(settings, source.step_seconds)
+        restored = restore(settings, path, signature)
+        bank = ModelBank(
+            model_factory(settings, source.step_seconds, active), interval=settings.models.interval, **restored
+        )
+        if restored:
+            log.info("restored %d series from %s", len(bank), path)
+            resume = bank.latest_timestamp()
+            if clock is None and settings.embedded and resume > source.clock.now():
+                source.collector.close()
+                source = build_source(settings, None, telemetry, resume)  # the simulated clock goes on from there
+                closing = [source.collector]
+        database = _database(settings)
+        closing.append(database)
+        book = PolicyBook(settings.policy.spec())
+        kernel = _meta_kernel(settings) if book.modes & {Mode.APPROVE, Mode.ENACT} else None
+    except BaseException:
+        for resource in closing:
+            resource.close()
+        raise
+    ttl = timedelta(minutes=settings.policy.recommendation_ttl_minutes)
+    actuator = Actuator(database, book, ttl, kernel)
+    settled = actuator.recover(utc_now(source.clock))
+    if settled:
+        log.info("settled %d action(s) a previous run left unfinished", settled)
+    engine = Engine(
+        collector=source.collector,
+        bank=bank,
+        forecasts=ForecastStore(),
+        anomalies=AnomalyStore(settings.models.anomaly_threshold, settings.engine.anomaly_events_kept),
+        actuator=actuator,
+        book=book,
+        horizon=settings.models.horizon_steps,
+        step_seconds=source.step_seconds,
+        recommendation_ttl=ttl,
+        shard_index=settings.engine.shard_index,
+        shard_count=settings.engine.shard_count,
+        clusters=cluster_catalog(settings),
+        placement_score_name=settings.kubernetes.placement_score_name,
+    )
+    tracker = _tracker(settings, signature) if with_tracker else None
+    checkpoints = Checkpoints(path, signature, tracker, settings.mlflow.checkpoint_artifact_every)
+    service = Service(
+        settings=settings,
+        clock=source.clock,
+        engine=engine,
+        database=database,
+        registry=registry,
+        checkpoints=checkpoints,
+        tick_seconds=source.tick_seconds,
+        tracker=tracker,
+        reloader=ConfigReloader(config_path, settings, engine) if config_path is not None else None,
+        active=active,
+    )
+    if settings.mlflow.enabled:
+        _follow_champions(service, settings, source.step_seconds, signals)
+    return service
+
+
+def _follow_champions(service: Service, settings: Settings, step_seconds: float, signals: list[str]) -> None:
+    """The model registry; and, unless switched off, each signal's champion and challenger in shadow."""
+    from models.tracking import ModelRegistry
+
+    service.model_registry = ModelRegistry(
+        settings.mlflow_uri, f"{settings.mlflow.experiment}-models", settings.mlflow.timeout_seconds
+    )
+    if not settings.mlflow.follow_champions:
+        return
+    configured = {s: model_spec(settings, s, step_seconds) for s in signals}
+    service.watcher = ChampionWatcher(service.model_registry, configured, settings.mlflow.registry_poll_seconds)
+
+    def on_signature(signature: dict[str, Any]) -> None:
+        service.checkpoints.signature = signature
+
+    service.models = ModelSelection(
+        settings, service.engine, service.watcher, service.active, on_signature, service.tracker
+    )

@@ -1,0 +1,71 @@
+"""The decision database's tables as they are now (the head of ``migrations/``).
+
+Targets are structured columns (cluster, namespace, workload, lever), never strings to
+parse. Every time is stored timezone-aware (UTC); SQLite hands them back naive, so
+readers go through :func:`intelligence.storage.database.aware`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+recommendations = sa.Table(
+    "recommendations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dedup_key", sa.String(512), nullable=False, index=True),  # "<cluster>/<namespace>/<workload>:<lever>"
+    sa.Column("kind", sa.String(32), nullable=False),  # ICOS remediation type
+    sa.Column("lever", sa.String(32), nullable=False),
+    sa.Column("cluster", sa.String(253), nullable=False),
+    sa.Column("namespace", sa.String(253), nullable=False),
+    sa.Column("workload", sa.String(253), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("explanation", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("valid_until", sa.DateTime(timezone=True), nullable=True),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("recommendation_id", sa.Integer, nullable=True, index=True),
+    sa.Column("detail", sa.JSON, nullable=False),
+)
+
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("recommendation_id", sa.Integer, nullable=False, unique=True),
+    sa.Column("lever", sa.String(32), nullable=False),
+    sa.Column("cluster", sa.String(253), nullable=False),
+    sa.Column("namespace", sa.String(253), nullable=False),
+    sa.Column("workload", sa.String(253), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("direction", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Index("ix_actions_workload", "namespace", "workload"),
+)
+
+switches = sa.Table(
+    "actuator_switches",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("on", sa.Boolean, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+)
