@@ -1,19 +1,21 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    the service on its embedded default (no cluster needed)
-#   make test   every test: lint, types, layering, unit, integration (real Prometheus x3, real MLflow), e2e
+#   make test   every test: lint, types, layering, unit, integration (real Prometheus x3, MLflow, PostgreSQL), e2e
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PROM_DIR := .cache/prometheus
 PROM := $(PROM_DIR)/usr/bin/prometheus
+PG_BIN := /usr/lib/postgresql/15/bin
+POSTGRES := $(PG_BIN)/postgres
 
 .PHONY: run test lint stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint bench-replay lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/icos-intel run $(ARGS)
 
-test: $(VENV)/.installed $(PROM) lint
+test: $(VENV)/.installed $(PROM) $(POSTGRES) lint
 	$(BIN)/python -m tests.stack up
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(BIN)/python -m tests.stack down; exit $$status
 
@@ -23,7 +25,7 @@ lint: $(VENV)/.installed
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 
-stack-up: $(VENV)/.installed $(PROM)
+stack-up: $(VENV)/.installed $(PROM) $(POSTGRES)
 	$(BIN)/python -m tests.stack up
 
 stack-down: $(VENV)/.installed
@@ -66,6 +68,12 @@ $(PROM):
 	cd $(PROM_DIR) && (apt-get download prometheus 2>/dev/null || (apt-get update -qq && apt-get download prometheus))
 	dpkg-deb -x $(PROM_DIR)/prometheus_*.deb $(PROM_DIR)
 	$(PROM) --version | head -1
+
+# PostgreSQL 15 from Debian's package, for the test stack only (`make run` uses SQLite). No server starts at
+# install without systemd; tests/stack.py runs its own cluster as the postgres user on a free loopback port.
+$(POSTGRES):
+	export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q postgresql-15 || (apt-get update -qq && apt-get install -y -q postgresql-15)
+	$(POSTGRES) --version
 
 lock:
 	$(BIN)/python -m uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

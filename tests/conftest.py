@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests import stack
 class Stack:
     prometheus: dict[str, str]  # cluster -> URL
     mlflow_url: str
+    postgres_url: str  # SQLAlchemy URL of the database "icos"
     data: dict[str, Any]  # seed, step, start, end of the backfilled series
     state: dict[str, Any]
 
@@ -31,9 +33,31 @@ def test_stack() -> Iterator[Stack]:
     if owned:
         state = stack.up()
     assert state is not None
-    yield Stack({c: e["url"] for c, e in state["prometheus"].items()}, state["mlflow"]["url"], state["data"], state)
+    yield Stack(
+        {c: e["url"] for c, e in state["prometheus"].items()},
+        state["mlflow"]["url"],
+        state["postgres"]["url"],
+        state["data"],
+        state,
+    )
     if owned:
         stack.down()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(test_stack: Stack) -> str:
+    """The stack's PostgreSQL: SQLAlchemy URL of its database ``icos`` (shared by the session)."""
+    return test_stack.postgres_url
+
+
+@pytest.fixture
+def postgres_db(test_stack: Stack) -> Iterator[str]:
+    """A fresh, uniquely named PostgreSQL database for one test (dropped afterwards): its SQLAlchemy URL."""
+    entry = test_stack.state["postgres"]
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    url = stack.create_database(entry, name)
+    yield url
+    stack.drop_database(entry, name)
 
 
 @pytest.fixture(autouse=True)

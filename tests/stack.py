@@ -1,4 +1,4 @@
-"""The test stack: three real Prometheus servers with backfilled TSDBs and a real MLflow server.
+"""The test stack: three real Prometheus servers with backfilled TSDBs, a real MLflow server and PostgreSQL.
 
     python -m tests.stack up      # start (idempotent), write tests/.stack/stack.json
     python -m tests.stack down    # stop what `up` started
@@ -9,6 +9,13 @@ Every Prometheus holds a few days of one cluster of the simulated continuum at a
 labelled by namespace and workload), written as OpenMetrics and loaded with
 ``promtool tsdb create-blocks-from openmetrics``. Tests recompute the expected
 values from the same seed. Readiness is polled, never slept for.
+
+PostgreSQL 15 (Debian's ``postgresql-15``) runs a throwaway cluster on a free loopback
+port with trust authentication for the role ``icos`` and a database ``icos``; tests
+create more with ``create_database``. ``initdb`` and ``postgres`` refuse to run as root,
+so as root they run as the ``postgres`` user, in a directory that user owns: under the
+stack directory when it can reach it, else a unique one under /tmp (removed by ``down``).
+Durability is switched off (``fsync=off``): the data is thrown away anyway.
 """
 
 from __future__ import annotations
@@ -17,18 +24,23 @@ import contextlib
 import json
 import math
 import os
+import pwd
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from collectors.simulated import SimulatedContinuum
 
@@ -39,6 +51,9 @@ CLUSTERS = ("cloud-1", "fog-1", "edge-1")
 SEED = 11
 STEP = 60
 DAYS = 3.0
+PG_BIN = Path(os.environ.get("ICOS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_USER = "icos"  # the cluster's superuser (initdb -U), trusted on loopback and the socket
+PG_DATABASE = "icos"
 
 
 def find_binary(name: str) -> str:
@@ -114,10 +129,17 @@ def openmetrics(cluster: str, start: float, end: float) -> str:
     return "\n".join(lines)
 
 
-def _start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _start(
+    cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as fh:
         return subprocess.Popen(
-            cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})}
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
         )
 
 
@@ -207,6 +229,153 @@ def start_mlflow(base: Path | None = None, port: int | None = None, fresh: bool 
     return {"url": url, "pid": proc.pid, "dir": str(base)}
 
 
+def pg_binary(name: str) -> str:
+    """From Debian's postgresql-15 (not on PATH: Debian puts only wrappers there)."""
+    path = PG_BIN / name
+    if path.is_file():
+        return str(path)
+    raise SystemExit(f"{path} not found: run `make stack-up` (installs Debian's postgresql-15) or set ICOS_TEST_PG_BIN")
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """initdb, postgres and pg_ctl refuse to run as root: as root, run them as the postgres user."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def _postgres_can_use(base: Path) -> bool:
+    """The postgres user can write in ``base`` (every parent traversable) and its socket path fits in sun_path."""
+    if len(str(base / ".s.PGSQL.65535")) > 100:
+        return False
+    if os.geteuid() != 0:
+        return True
+    check = subprocess.run(_as_postgres(["test", "-w", str(base), "-a", "-x", str(base)]), cwd="/", check=False)
+    return check.returncode == 0
+
+
+def _postgres_dir() -> tuple[Path, bool]:
+    """A fresh directory the server's user owns: ``STACK_DIR/postgres``, or a unique one under /tmp (then True)."""
+    owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+    candidates: list[tuple[Path | None, bool]] = [(STACK_DIR / "postgres", False), (None, True)]
+    for path, temporary in candidates:
+        if path is None:
+            path = Path(tempfile.mkdtemp(prefix="icos-test-postgres-", dir="/tmp"))
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir(parents=True)
+        path.chmod(0o700)
+        if owner is not None:
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        if _postgres_can_use(path):
+            return path, temporary
+        shutil.rmtree(path, ignore_errors=True)
+    raise SystemExit("no directory the postgres user can own: set ICOS_TEST_STACK_DIR to a path it can traverse")
+
+
+def database_url(entry: dict[str, Any], name: str) -> str:
+    """The SQLAlchemy URL of database ``name`` on the stack's PostgreSQL (``entry``: the state's "postgres")."""
+    return make_url(entry["url"]).set(database=name).render_as_string(hide_password=False)
+
+
+def _admin(entry: dict[str, Any]) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        host="127.0.0.1", port=entry["port"], user=PG_USER, dbname="postgres", autocommit=True, connect_timeout=10
+    )
+
+
+def create_database(entry: dict[str, Any], name: str) -> str:
+    """Create database ``name`` on the stack's PostgreSQL; returns its SQLAlchemy URL."""
+    with _admin(entry) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return database_url(entry, name)
+
+
+def drop_database(entry: dict[str, Any], name: str) -> None:
+    """Drop database ``name``, closing what is still connected to it."""
+    with _admin(entry) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def wait_postgres(port: int, proc: subprocess.Popen[bytes], deadline_s: float, log: Path) -> None:
+    """Poll ``pg_isready`` until the server accepts connections."""
+    deadline = time.monotonic() + deadline_s
+    isready = [pg_binary("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-U", PG_USER, "-d", "postgres"]
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(
+                f"PostgreSQL exited with {proc.returncode} before it was ready; see {log}:\n"
+                + log.read_text(errors="replace")[-2000:]
+            )
+        if subprocess.run([*isready, "-t", "1"], check=False).returncode == 0:
+            return
+        time.sleep(0.1)  # polling interval of a readiness probe
+    raise SystemExit(f"PostgreSQL not ready on port {port} after {deadline_s:.0f}s; see {log}")
+
+
+def start_postgres() -> dict[str, Any]:
+    """A fresh cluster (``initdb -A trust -U icos``) served on a free loopback port, with a database ``icos``."""
+    base, temporary = _postgres_dir()
+    pgdata = base / "data"
+    log = base / "postgres.log"
+    init = subprocess.run(
+        _as_postgres(
+            [pg_binary("initdb"), "-D", str(pgdata), "-A", "trust", "-U", PG_USER, "-E", "UTF8", "--locale=C", "-N"]
+        ),
+        cwd=base,
+        capture_output=True,
+        check=False,
+    )
+    if init.returncode != 0:
+        if temporary:
+            shutil.rmtree(base, ignore_errors=True)
+        raise SystemExit(f"initdb failed ({init.returncode}):\n{init.stdout.decode()}{init.stderr.decode()}")
+    port = free_port()
+    settings = {
+        "listen_addresses": "127.0.0.1",
+        "unix_socket_directories": str(base),
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+    }
+    proc = _start(
+        _as_postgres(
+            [
+                pg_binary("postgres"),
+                "-D",
+                str(pgdata),
+                "-p",
+                str(port),
+                *(arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")),
+            ]
+        ),
+        log,
+        cwd=base,
+    )
+    url = f"postgresql+psycopg://{PG_USER}@127.0.0.1:{port}/{PG_DATABASE}"
+    entry = {"url": url, "port": port, "pgdata": str(pgdata), "pid": proc.pid, "dir": str(base), "tmp": temporary}
+    try:
+        wait_postgres(port, proc, 30, log)
+        create_database(entry, PG_DATABASE)
+    except BaseException:
+        stop_postgres(entry)
+        raise
+    return entry
+
+
+def stop_postgres(entry: dict[str, Any]) -> None:
+    """``pg_ctl stop -m fast`` (clients disconnected, no waiting for them), then whatever is left of the group."""
+    pgdata = entry.get("pgdata")
+    if pgdata and Path(pgdata, "postmaster.pid").exists():
+        subprocess.run(
+            _as_postgres([pg_binary("pg_ctl"), "stop", "-D", pgdata, "-m", "fast", "-t", "30", "-s"]),
+            cwd="/",
+            check=False,
+        )
+    if entry.get("pid"):
+        stop_group(entry["pid"])
+    if entry.get("tmp") and entry.get("dir"):
+        shutil.rmtree(entry["dir"], ignore_errors=True)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -221,7 +390,9 @@ def read_state() -> dict[str, Any] | None:
         state: dict[str, Any] = json.loads(STATE_FILE.read_text())
     except (OSError, ValueError):
         return None
-    pids = [p["pid"] for p in state["prometheus"].values()] + [state["mlflow"]["pid"]]
+    if not state.get("postgres", {}).get("pid"):
+        return None  # a stack started before PostgreSQL was part of it
+    pids = [p["pid"] for p in state["prometheus"].values()] + [state["mlflow"]["pid"], state["postgres"]["pid"]]
     return state if all(_alive(p) for p in pids) else None
 
 
@@ -233,8 +404,18 @@ def up() -> dict[str, Any]:
     STACK_DIR.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     start, end = data_window(time.time())
-    state = {"data": {"seed": SEED, "step": STEP, "start": start, "end": end}, "prometheus": {}, "mlflow": {}}
+    state = {
+        "data": {"seed": SEED, "step": STEP, "start": start, "end": end},
+        "prometheus": {},
+        "mlflow": {},
+        "postgres": {},
+    }
     try:
+        pg_started = time.monotonic()
+        state["postgres"] = start_postgres()
+        print(
+            f"stack: PostgreSQL at {state['postgres']['url']} ({time.monotonic() - pg_started:.1f}s)", file=sys.stderr
+        )
         for cluster in CLUSTERS:
             state["prometheus"][cluster] = start_prometheus(cluster, start, end)
             print(f"stack: Prometheus of {cluster} at {state['prometheus'][cluster]['url']}", file=sys.stderr)
@@ -276,6 +457,7 @@ def down() -> None:
     for entry in [*state.get("prometheus", {}).values(), state.get("mlflow", {})]:
         if entry.get("pid"):
             stop_group(entry["pid"])
+    stop_postgres(state.get("postgres", {}))
     STATE_FILE.unlink(missing_ok=True)
 
 
