@@ -5,6 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from intelligence.storage.audit import AuditLog
+from intelligence.storage.database import open_database
 from intelligence.storage.recommendations import RecommendationStore
 from intelligence.vocabulary import (
     ActionKind,
@@ -74,7 +76,7 @@ def test_create_insert_read_back(postgres_db):
 
 
 def test_recommendation_store_on_postgres(postgres_db):
-    store = RecommendationStore(postgres_db)
+    store = RecommendationStore(open_database(postgres_db))
     try:
         first, new = store.upsert(rec(3))
         assert new
@@ -92,9 +94,9 @@ def test_recommendation_store_on_postgres(postgres_db):
         assert previous is not None
         assert previous.status is RecommendationStatus.SUPERSEDED
         assert previous.updated_at == NOW + timedelta(minutes=10)
-        assert [e["event"] for e in store.audit_entries()] == ["recommended"] * 2
+        assert [e["event"] for e in AuditLog(store.database).entries()] == ["recommended"] * 2
     finally:
-        store.close()
+        store.database.close()
 
 
 def test_each_test_database_is_fresh(postgres_db, postgres_url):
