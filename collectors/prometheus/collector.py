@@ -14,11 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
 
 from collectors.base import PullResult
 from collectors.prometheus.poller import ClusterPoller, Progress, Transport
-from collectors.prometheus.specs import ClusterTarget, Signal, signals_from_settings
+from collectors.prometheus.specs import ClusterTarget, CollectionSpec, Signal
 from collectors.prometheus.transport import PrometheusTransport
 from collectors.telemetry import CollectorTelemetry
 from intelligence.vocabulary import ClusterHealth, SeriesBatch
@@ -33,24 +32,15 @@ class PrometheusCollector:
         self,
         targets: Sequence[ClusterTarget],
         signals: Sequence[Signal],
-        step_seconds: int,
-        rate_window: str,
-        backfill_seconds: float,
-        max_workers: int = 8,
-        wait_seconds: float = 5.0,
-        stale_after_steps: int = 5,
+        spec: CollectionSpec,
         telemetry: CollectorTelemetry | None = None,
         transport_factory: Callable[[ClusterTarget], Transport] | None = None,
     ) -> None:
         self.signals = list(signals)
-        self.step = step_seconds
-        self.rate_window = rate_window
-        self.backfill_seconds = backfill_seconds
-        self.wait_seconds = wait_seconds
-        self.stale_after_steps = stale_after_steps
+        self.spec = spec
         self.telemetry = telemetry or CollectorTelemetry()
         self._transport_factory = transport_factory or (lambda t: PrometheusTransport(t, telemetry=self.telemetry))
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="collect")
+        self._pool = ThreadPoolExecutor(max_workers=spec.max_workers, thread_name_prefix="collect")
         self._lock = threading.Lock()
         self._pollers: dict[str, ClusterPoller] = {}
         self._inflight: dict[str, Future[list[SeriesBatch]]] = {}
@@ -59,32 +49,8 @@ class PrometheusCollector:
         for t in targets:
             self._pollers[t.name] = self._poller(t)
 
-    @classmethod
-    def from_settings(cls, settings: Any, telemetry: CollectorTelemetry | None = None) -> PrometheusCollector:
-        col = settings.collection
-        return cls(
-            [ClusterTarget.from_settings(c) for c in settings.clusters],
-            signals_from_settings(settings),
-            col.step_seconds,
-            col.rate_window,
-            col.backfill_hours * 3600.0,
-            col.max_workers,
-            col.pull_wait_seconds,
-            col.stale_after_steps,
-            telemetry,
-        )
-
     def _poller(self, target: ClusterTarget) -> ClusterPoller:
-        return ClusterPoller(
-            target,
-            self._transport_factory(target),
-            self.signals,
-            self.step,
-            self.rate_window,
-            self.backfill_seconds,
-            self.stale_after_steps,
-            self.telemetry,
-        )
+        return ClusterPoller(target, self._transport_factory(target), self.signals, self.spec, self.telemetry)
 
     @property
     def clusters(self) -> list[str]:
@@ -130,7 +96,7 @@ class PrometheusCollector:
 
     def pull(self, now: float, wait_seconds: float | None = None) -> PullResult:
         """Start a poll of every idle cluster, wait up to ``wait_seconds`` and return what has arrived."""
-        budget = self.wait_seconds if wait_seconds is None else wait_seconds
+        budget = self.spec.wait_seconds if wait_seconds is None else wait_seconds
         with self._lock:
             for name, poller in self._pollers.items():
                 if name not in self._inflight:

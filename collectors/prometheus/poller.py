@@ -23,7 +23,7 @@ import numpy as np
 from collectors.base import normalise
 from collectors.errors import CollectorError
 from collectors.prometheus.parsing import convert_matrix, render_query
-from collectors.prometheus.specs import ClusterTarget, Signal
+from collectors.prometheus.specs import ClusterTarget, CollectionSpec, Signal
 from collectors.resilience import BreakerState, CircuitBreaker
 from collectors.telemetry import CollectorTelemetry
 from intelligence.vocabulary import ClusterHealth, HealthState, SeriesBatch, SeriesKey
@@ -59,20 +59,16 @@ class ClusterPoller:
         target: ClusterTarget,
         transport: Transport,
         signals: Sequence[Signal],
-        step: int,
-        rate_window: str,
-        backfill_seconds: float,
-        stale_after_steps: int,
+        spec: CollectionSpec,
         telemetry: CollectorTelemetry,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.target = target
         self.transport = transport
         self.signals = list(signals)
-        self.step = step
-        self.rate_window = rate_window
-        self.backfill_seconds = backfill_seconds
-        self.stale_after = stale_after_steps * step
+        self.spec = spec
+        self.step = spec.step_seconds
+        self.stale_after = spec.stale_after_steps * spec.step_seconds
         self.telemetry = telemetry
         self._timer = timer
         self.watermarks: dict[str, float] = {}
@@ -85,7 +81,7 @@ class ClusterPoller:
 
     def _window(self, signal: str, now: float) -> tuple[float, float]:
         end = math.floor(now / self.step) * self.step
-        earliest = math.floor((now - self.backfill_seconds) / self.step) * self.step
+        earliest = math.floor((now - self.spec.backfill_seconds) / self.step) * self.step
         mark = self.watermarks.get(signal)
         if mark is None:
             return earliest, end
@@ -124,7 +120,7 @@ class ClusterPoller:
         for signal, start, end in plans:
             if start > end:
                 continue
-            query = render_query(signal.query, self.target.selector, self.rate_window)
+            query = render_query(signal.query, self.target.selector, self.spec.rate_window)
             done += self._chunks(start, end)
             try:
                 got = self._range(signal, query, start, end)

@@ -1,15 +1,17 @@
-"""What the Prometheus collector is told to collect: plain frozen values, no settings tree.
+"""What the Prometheus collector is told to collect, and how: plain frozen values, never a settings tree.
 
 A :class:`ClusterTarget` says how to reach one cluster's Prometheus or Thanos Query (URL,
 selector, credentials as file paths, TLS, timeouts, retries, breaker); a :class:`Signal`
-is a named PromQL template and the labels that identify a workload in its result.
+is a named PromQL template and the labels that identify a workload in its result; a
+:class:`CollectionSpec` says how often, how far back and how patiently every cluster is
+pulled. The composition root builds them from the settings
+(``intelligence.runtime.collector_specs``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from intelligence.vocabulary import Tier
 
@@ -35,33 +37,21 @@ class ClusterTarget:
     bearer_token_file: Path | None = None
     basic_user: str | None = None
     basic_password_file: Path | None = None
-    verify: bool | str = True
-    cert: tuple[str, str] | None = None
+    verify: bool | str = True  # verify TLS against the system CAs, or the path of a CA bundle; False: do not
+    cert: tuple[str, str] | None = None  # client certificate and key files, for mutual TLS
     retries: int = 2
     backoff_seconds: float = 0.5
     breaker_failures: int = 3
     breaker_cooldown_seconds: float = 30.0
 
-    @classmethod
-    def from_settings(cls, c: Any) -> ClusterTarget:
-        a = c.auth
-        return cls(
-            name=c.name,
-            tier=c.tier,
-            url=c.url,
-            selector=dict(c.selector),
-            timeout_seconds=c.timeout_seconds,
-            bearer_token_file=a.bearer_token_file,
-            basic_user=a.basic_user,
-            basic_password_file=a.basic_password_file,
-            verify=str(a.ca_file) if a.ca_file else a.verify_tls,
-            cert=(str(a.client_cert_file), str(a.client_key_file)) if a.client_cert_file else None,
-            retries=c.retries,
-            backoff_seconds=c.backoff_seconds,
-            breaker_failures=c.breaker_failures,
-            breaker_cooldown_seconds=c.breaker_cooldown_seconds,
-        )
 
+@dataclass(frozen=True, slots=True)
+class CollectionSpec:
+    """How every cluster is pulled; the defaults are those of the service's ``collection`` settings."""
 
-def signals_from_settings(settings: Any) -> list[Signal]:
-    return [Signal(s.name, s.query, tuple(s.workload_labels)) for s in settings.signals]
+    step_seconds: int = 60  # spacing of every series the models see; queries are aligned to it
+    rate_window: str = "5m"  # PromQL range of rate() in signal queries (``{window}``)
+    backfill_seconds: float = 48 * 3600.0  # history pulled at start, and the longest gap refilled after an outage
+    max_workers: int = 8  # clusters polled in parallel
+    wait_seconds: float = 5.0  # a pull waits this long; slower clusters deliver at a later pull
+    stale_after_steps: int = 5  # a cluster that answers without new samples for this many steps is stale

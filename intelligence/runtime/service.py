@@ -132,9 +132,12 @@ def build_source(settings: Settings, clock: Clock | None, telemetry: CollectorTe
             sim.step_seconds / sim.speed,
         )
     from collectors.prometheus import PrometheusCollector
+    from intelligence.runtime import collector_specs
 
     step = settings.collection.step_seconds
-    return Source(PrometheusCollector.from_settings(settings, telemetry), step, clock or SystemClock(), step)
+    targets = [collector_specs.cluster_target(c) for c in settings.clusters]
+    signals, spec = collector_specs.signals(settings), collector_specs.collection_spec(settings)
+    return Source(PrometheusCollector(targets, signals, spec, telemetry), step, clock or SystemClock(), step)
 
 
 @dataclass
@@ -231,11 +234,13 @@ class Service:
             log.warning("%s: changes to %s take effect at the next restart", self.config_path, ", ".join(later))
         if all(getattr(new, g) == getattr(self.settings, g) for g in RELOADABLE):
             return False
-        from collectors.prometheus import ClusterTarget, PrometheusCollector, signals_from_settings
+        from collectors.prometheus import PrometheusCollector
+        from intelligence.runtime import collector_specs
 
         collector = self.engine.collector
         if isinstance(collector, PrometheusCollector):
-            collector.reconfigure([ClusterTarget.from_settings(c) for c in new.clusters], signals_from_settings(new))
+            targets = [collector_specs.cluster_target(c) for c in new.clusters]
+            collector.reconfigure(targets, collector_specs.signals(new))
         kept_signals = {s.name for s in new.signals}
         self.engine.forget(lambda k: k.signal not in kept_signals)
         self.settings = self.settings.model_copy(update={g: getattr(new, g) for g in RELOADABLE})
