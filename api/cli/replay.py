@@ -49,6 +49,7 @@ def replay(
     from intelligence.evaluation.kpa import KpaSettings
     from intelligence.evaluation.replay import ReplayError, ReplayOptions, format_report
     from intelligence.evaluation.replay import replay as run_replay
+    from intelligence.runtime.specs import knative_floor_spec
     from intelligence.settings import KnativeScalingPolicy
 
     try:
@@ -74,7 +75,7 @@ def replay(
     except (ValidationError, ValueError) as exc:  # ReplayFormatError is a ValueError
         what = "replay" if isinstance(exc, ReplayFormatError) else "replay: invalid option"
         raise fail(f"{what}: {exc}") from None
-    options = ReplayOptions(policy=policy.spec(), kpa=kpa, horizon=horizon, warmup_days=warmup_days)
+    options = ReplayOptions(policy=knative_floor_spec(policy), kpa=kpa, horizon=horizon, warmup_days=warmup_days)
     with progress_bars() as progress:
         try:
             report = run_replay(epoch, values, names, options, progress)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from intelligence.runtime import specs
 from intelligence.runtime.engine import Engine
 from intelligence.settings import ConfigError, Settings, load_settings
 
@@ -67,10 +68,10 @@ class ConfigReloader:
         return self.settings
 
     def _apply(self, new: Settings) -> None:
-        from collectors.prometheus import ClusterTarget, PrometheusCollector, signals_from_settings
+        from collectors.prometheus import PrometheusCollector
 
         collector = self.engine.collector
         if isinstance(collector, PrometheusCollector):
-            collector.reconfigure([ClusterTarget.from_settings(c) for c in new.clusters], signals_from_settings(new))
+            collector.reconfigure([specs.cluster_target(c) for c in new.clusters], specs.signals(new))
         kept_signals = {s.name for s in new.signals}
         self.engine.forget(lambda k: k.signal not in kept_signals)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from collectors.base import Collector
 from collectors.telemetry import CollectorTelemetry
 from intelligence.decisions.rescheduling import ClusterView
+from intelligence.runtime import specs
 from intelligence.runtime.model_specs import StartupError
 from intelligence.settings import Settings
 from intelligence.vocabulary import Clock, ScaledClock, SystemClock, utc_now
@@ -57,7 +58,9 @@ def build_source(settings: Settings, clock: Clock | None, telemetry: CollectorTe
     from collectors.prometheus import PrometheusCollector
 
     step = settings.collection.step_seconds
-    return Source(PrometheusCollector.from_settings(settings, telemetry), step, clock or SystemClock(), step)
+    targets = [specs.cluster_target(c) for c in settings.clusters]
+    prometheus = PrometheusCollector(targets, specs.signals(settings), specs.collection_spec(settings), telemetry)
+    return Source(prometheus, step, clock or SystemClock(), step)
 
 
 def cluster_catalog(settings: Settings) -> dict[str, ClusterView]:

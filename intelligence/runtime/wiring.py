@@ -33,6 +33,7 @@ from intelligence.runtime.model_specs import (
 from intelligence.runtime.reload import ConfigReloader
 from intelligence.runtime.service import Service
 from intelligence.runtime.sources import build_source, cluster_catalog
+from intelligence.runtime.specs import kubernetes_spec, policy_spec
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
 from intelligence.settings import Settings
 from intelligence.storage.database import Database, DatabaseError, open_database
@@ -66,7 +67,7 @@ def _meta_kernel(settings: Settings) -> MetaKernel:
     from intelligence.actuation.adapters.metakernel import KubeMetaKernel
 
     try:
-        kernel = KubeMetaKernel(settings.kubernetes.spec())
+        kernel = KubeMetaKernel(kubernetes_spec(settings.kubernetes))
         kernel.check()
         return kernel
     except Exception as exc:
@@ -112,7 +113,7 @@ def build_service(
                 closing = [source.collector]
         database = _database(settings)
         closing.append(database)
-        book = PolicyBook(settings.policy.spec())
+        book = PolicyBook(policy_spec(settings.policy))
         kernel = _meta_kernel(settings) if book.modes & {Mode.APPROVE, Mode.ENACT} else None
     except BaseException:
         for resource in closing:

@@ -1,7 +1,8 @@
 """Decisions and actions: modes, the Knative floor, rescheduling, placement scores, the safety envelope, overrides.
 
-The defaults are those of the decision specs (``intelligence.decisions.specs``); ``spec()``
-turns each validated group into the frozen spec the decision code receives.
+The defaults are those of the decision specs (``intelligence.decisions.specs``); the composition
+root turns each validated group into the frozen spec the decision code receives
+(``intelligence.runtime.specs``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pydantic import Field, ValidationError, model_validator
 from intelligence.decisions.specs import (
     EnvelopeSpec,
     KnativeFloorSpec,
-    OverrideSpec,
     PlacementScoreSpec,
     PolicySpec,
     RescheduleSpec,
@@ -53,9 +53,6 @@ class KnativeScalingPolicy(_Group):
             raise ValueError(f"min_scale {self.min_scale} is above max_scale {self.max_scale}")
         return self
 
-    def spec(self) -> KnativeFloorSpec:
-        return KnativeFloorSpec(**self.model_dump())
-
 
 class ReschedulePolicy(_Group):
     """Move workloads off a cluster forecast to saturate (or anomalous, or down)."""
@@ -76,9 +73,6 @@ class ReschedulePolicy(_Group):
             raise ValueError(f"target_utilisation {self.target_utilisation} is above saturation {self.saturation}")
         return self
 
-    def spec(self) -> RescheduleSpec:
-        return RescheduleSpec(**self.model_dump())
-
 
 class PlacementScorePolicy(_Group):
     """Forecast headroom per cluster, published as OCM AddOnPlacementScores (enact mode)."""
@@ -87,9 +81,6 @@ class PlacementScorePolicy(_Group):
     quantile: float = Field(default=_SCORES.quantile, gt=0.5, lt=1.0)
     valid_minutes: float = Field(default=_SCORES.valid_minutes, gt=0.0)
     publish_every_minutes: float = Field(default=_SCORES.publish_every_minutes, gt=0.0)
-
-    def spec(self) -> PlacementScoreSpec:
-        return PlacementScoreSpec(**self.model_dump())
 
 
 class SafetyEnvelope(_Group):
@@ -102,9 +93,6 @@ class SafetyEnvelope(_Group):
     budget_actions: int = Field(default=_ENVELOPE.budget_actions, ge=0)
     budget_period_minutes: float = Field(default=_ENVELOPE.budget_period_minutes, gt=0.0)
     kill_switch_file: Path | None = _ENVELOPE.kill_switch_file
-
-    def spec(self) -> EnvelopeSpec:
-        return EnvelopeSpec(**self.model_dump())
 
 
 class PolicyOverride(_Group):
@@ -126,9 +114,6 @@ class PolicyOverride(_Group):
             raise ValueError("an override selects by cluster, namespace and/or workload")
         return self
 
-    def spec(self) -> OverrideSpec:
-        return OverrideSpec(**self.model_dump())
-
 
 class PolicySettings(_Group):
     mode: Mode = _POLICY.mode
@@ -148,14 +133,3 @@ class PolicySettings(_Group):
                 problems = "; ".join(describe(e) for e in exc.errors())
                 raise ValueError(f"overrides[{i}].knative: {problems}") from None
         return self
-
-    def spec(self) -> PolicySpec:
-        return PolicySpec(
-            mode=self.mode,
-            knative=self.knative.spec(),
-            reschedule=self.reschedule.spec(),
-            placement_scores=self.placement_scores.spec(),
-            envelope=self.envelope.spec(),
-            overrides=tuple(o.spec() for o in self.overrides),
-            recommendation_ttl_minutes=self.recommendation_ttl_minutes,
-        )

@@ -27,9 +27,6 @@ class KubernetesSettings(_Group):
     workload_label: str = _KUBE.workload_label
     placement_score_name: str = _KUBE.placement_score_name
 
-    def spec(self) -> KubernetesSpec:
-        return KubernetesSpec(**self.model_dump())
-
 
 class ApiSettings(_Group):
     host: str = "127.0.0.1"

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from collectors.prometheus import ClusterTarget, PrometheusCollector, RawMatrix, Signal, convert_matrix
+from collectors.prometheus import ClusterTarget, CollectionSpec, PrometheusCollector, RawMatrix, Signal, convert_matrix
 from intelligence.vocabulary import Tier
 from tests import stack
 
@@ -118,7 +118,10 @@ def bench_pull(series: int, hours: float, step: int, workdir: Path) -> dict[str,
         targets = [ClusterTarget(n, Tier.CLOUD, u, timeout_seconds=120, retries=0) for n, u in servers.items()]
         runs = []
         for workers in (3, 3, 1, 1):
-            col = PrometheusCollector(targets, [SIGNAL], step, "5m", hours * 3600, max_workers=workers)
+            spec = CollectionSpec(
+                step_seconds=step, rate_window="5m", backfill_seconds=hours * 3600, max_workers=workers
+            )
+            col = PrometheusCollector(targets, [SIGNAL], spec)
             t = time.perf_counter()
             result = col.backfill(end)
             wall = time.perf_counter() - t

@@ -12,6 +12,7 @@ from intelligence.actuation.adapters.base import Applied
 from intelligence.actuation.adapters.metakernel import KubeMetaKernel
 from intelligence.decisions.outcomes import Decision, Outcome
 from intelligence.decisions.policies import PolicyBook
+from intelligence.runtime.specs import policy_spec
 from intelligence.settings import PolicySettings
 from intelligence.storage.database import open_database
 from intelligence.storage.ledger import ActionState
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 TTL = timedelta(hours=1)
 CHECKOUT = WorkloadRef("edge-a", "shop", "checkout")
-BOOK = PolicyBook(PolicySettings(mode=Mode.ENACT).spec())
+BOOK = PolicyBook(policy_spec(PolicySettings(mode=Mode.ENACT)))
 
 
 def floor(min_scale: int, at: datetime = NOW) -> Decision:

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from collectors.errors import AuthenticationFailed, QueryRejected
-from collectors.prometheus import ClusterTarget, PrometheusCollector, PrometheusTransport, Signal
+from collectors.prometheus import ClusterTarget, CollectionSpec, PrometheusCollector, PrometheusTransport, Signal
 from collectors.simulated import SimulatedContinuum
 from collectors.telemetry import CollectorTelemetry
-from intelligence.settings import load_settings
+from intelligence.runtime import specs
+from intelligence.settings import Settings, load_settings
 from intelligence.vocabulary import HealthState, SeriesKey, Tier
 from tests import stack
 from tests.certs import make_pki
@@ -22,15 +23,24 @@ MEMORY = Signal("memory", "container_memory_working_set_bytes{{{selector_bare}}}
 REQUESTS = Signal(
     "requests", "sum by (namespace, workload) (rate(revision_app_request_count[{window}]))", ("namespace", "workload")
 )
+TEN_MINUTES_BACK = CollectionSpec(step_seconds=60, rate_window="5m", backfill_seconds=600)  # 60 s steps, 10 min back
+AN_HOUR_BACK = CollectionSpec(step_seconds=60, rate_window="5m", backfill_seconds=3600)
 
 
 def target(name: str, url: str, **kw) -> ClusterTarget:
     return ClusterTarget(name, Tier.EDGE, url, **{"timeout_seconds": 5.0, "backoff_seconds": 0.0, **kw})
 
 
-def collector(test_stack, signals, hours: float, extra=(), **kw) -> PrometheusCollector:
+def collector(test_stack, signals, hours: float, extra=(), step: int | None = None) -> PrometheusCollector:
     targets = [target(c, u) for c, u in test_stack.prometheus.items()] + list(extra)
-    return PrometheusCollector(targets, signals, test_stack.data["step"], "5m", hours * 3600, **kw)
+    spec = CollectionSpec(step_seconds=step or test_stack.data["step"], backfill_seconds=hours * 3600)
+    return PrometheusCollector(targets, signals, spec)
+
+
+def collector_from(settings: Settings) -> PrometheusCollector:
+    """As the service builds it."""
+    targets = [specs.cluster_target(c) for c in settings.clusters]
+    return PrometheusCollector(targets, specs.signals(settings), specs.collection_spec(settings))
 
 
 def expected(test_stack) -> dict[SeriesKey, tuple[np.ndarray, np.ndarray]]:
@@ -63,10 +73,7 @@ def test_backfill_returns_exactly_the_samples_written(test_stack):
 
 def test_a_long_backfill_is_chunked_under_the_points_limit(test_stack):
     end = test_stack.data["end"]
-    col = collector(test_stack, [MEMORY], hours=60)  # 3600 points at 60 s: fits; at 15 s it would not
-    col.step = 15
-    for poller in col._pollers.values():
-        poller.step = 15
+    col = collector(test_stack, [MEMORY], hours=60, step=15)  # at 60 s, 3,601 points would fit in one query
     chunks: dict[str, list[tuple[int, int]]] = {}
     result = col.backfill(end, progress=lambda c, done, planned: chunks.setdefault(c, []).append((done, planned)))
     assert chunks["cloud-1"][-1] == (2, 2)  # 60 h at 15 s = 14,401 points: two queries
@@ -135,7 +142,7 @@ def test_nan_inf_and_empty_results(test_stack, caplog):
         ("namespace", "workload"),
     )
     empty = Signal("nothing", "no_such_metric", ("namespace",))
-    col = PrometheusCollector([target("edge-1", test_stack.prometheus["edge-1"])], [inf, nan, empty], 60, "5m", 600)
+    col = PrometheusCollector([target("edge-1", test_stack.prometheus["edge-1"])], [inf, nan, empty], TEN_MINUTES_BACK)
     with caplog.at_level(logging.INFO, logger="collectors.prometheus"):
         result = col.pull(end)
     assert {b.key.signal for b in result.batches} == {"inf", "nan"}
@@ -154,7 +161,9 @@ def test_a_stopped_prometheus_goes_down_and_its_gap_is_filled_when_it_returns(te
         "volatile-1", url, timeout_seconds=2.0, retries=1, breaker_failures=2, breaker_cooldown_seconds=60.0
     )
     steady = target("cloud-1", test_stack.prometheus["cloud-1"])
-    col = PrometheusCollector([volatile, steady], [MEMORY], step, "5m", 6 * 3600)
+    col = PrometheusCollector(
+        [volatile, steady], [MEMORY], CollectionSpec(step_seconds=step, backfill_seconds=6 * 3600)
+    )
     seen: dict[SeriesKey, list[float]] = {}
 
     def pull(now: float) -> dict[str, HealthState]:
@@ -197,16 +206,14 @@ def test_a_server_that_demands_a_token(test_stack, tmp_path):
     good.write_text("s3cret\n")
     bad.write_text("guess\n")
     with proxy(test_stack.prometheus["fog-1"], token="s3cret") as guarded:
-        ok = PrometheusCollector([target("fog-1", guarded.url, bearer_token_file=good)], [MEMORY], 60, "5m", 600)
+        ok = PrometheusCollector([target("fog-1", guarded.url, bearer_token_file=good)], [MEMORY], TEN_MINUTES_BACK)
         assert ok.pull(end).health[0].state is HealthState.UP
         ok.close()
         telemetry = CollectorTelemetry()
         wrong = PrometheusCollector(
             [target("fog-1", guarded.url, bearer_token_file=bad, retries=3)],
             [MEMORY],
-            60,
-            "5m",
-            600,
+            TEN_MINUTES_BACK,
             telemetry=telemetry,
         )
         before = guarded.requests
@@ -216,7 +223,7 @@ def test_a_server_that_demands_a_token(test_stack, tmp_path):
         assert guarded.requests == before + 1  # permanent: not retried
         wrong.close()
         missing = PrometheusCollector(
-            [target("fog-1", guarded.url, bearer_token_file=tmp_path / "absent")], [MEMORY], 60, "5m", 600
+            [target("fog-1", guarded.url, bearer_token_file=tmp_path / "absent")], [MEMORY], TEN_MINUTES_BACK
         )
         health = missing.pull(end).health[0]
         assert "cannot read a credential file" in (health.last_error or "")
@@ -228,7 +235,7 @@ def test_a_slow_cluster_does_not_delay_the_others(test_stack):
     with proxy(test_stack.prometheus["edge-1"]) as slow:
         slow.gate.clear()  # every request to edge-1 now waits for the test
         targets = [target("cloud-1", test_stack.prometheus["cloud-1"]), target("edge-1", slow.url)]
-        col = PrometheusCollector(targets, [MEMORY], 60, "5m", 3600)
+        col = PrometheusCollector(targets, [MEMORY], AN_HOUR_BACK)
         first = col.pull(end, wait_seconds=0.5)
         assert {b.key.cluster for b in first.batches} == {"cloud-1"}
         slow.gate.set()
@@ -248,10 +255,10 @@ def test_transport_rejects_a_query_permanently(test_stack):
     assert not AuthenticationFailed("c", "x").temporary
 
 
-def test_collector_from_settings_with_the_default_signals(test_stack):
+def test_collector_built_from_settings_with_the_default_signals(test_stack):
     clusters = [{"name": c, "url": u, "tier": "edge"} for c, u in test_stack.prometheus.items()]
     settings = load_settings(None, clusters=clusters, **{"collection.backfill_hours": 1})
-    col = PrometheusCollector.from_settings(settings)
+    col = collector_from(settings)
     result = col.pull(test_stack.data["end"])
     signals = {(b.key.cluster, b.key.signal) for b in result.batches}
     assert signals == {(c, s) for c in test_stack.prometheus for s in ("cpu", "memory", "requests")}
@@ -273,7 +280,7 @@ def test_one_thanos_holding_many_clusters_is_split_by_the_external_label(test_st
         url = f"http://127.0.0.1:{port}"
         clusters = [{"name": c, "url": url, "selector": {"cluster": c}} for c in ("east-1", "west-1")]
         settings = load_settings(None, clusters=clusters, **{"collection.backfill_hours": 0.5})
-        col = PrometheusCollector.from_settings(settings)
+        col = collector_from(settings)
         result = col.pull(end)
         memory = {b.key.cluster: b.values for b in result.batches if b.key.signal == "memory"}
         assert set(memory) == {"east-1", "west-1"}
@@ -309,7 +316,7 @@ def test_tls_with_a_private_ca_and_a_client_certificate(test_stack, tmp_path):
         }
         states = {}
         for name, t in cases.items():
-            col = PrometheusCollector([t], [MEMORY], 60, "5m", 3600)
+            col = PrometheusCollector([t], [MEMORY], AN_HOUR_BACK)
             health = col.pull(end).health[0]
             states[name] = (health.state, health.last_error or "")
             col.close()
@@ -327,12 +334,16 @@ def test_basic_auth(test_stack, tmp_path):
     end = test_stack.data["end"]
     with proxy(test_stack.prometheus["cloud-1"], basic=("icos", "hunter2")) as guarded:
         good = PrometheusCollector(
-            [target("cloud-1", guarded.url, basic_user="icos", basic_password_file=password)], [MEMORY], 60, "5m", 600
+            [target("cloud-1", guarded.url, basic_user="icos", basic_password_file=password)],
+            [MEMORY],
+            TEN_MINUTES_BACK,
         )
         assert good.pull(end).health[0].state is HealthState.UP
         good.close()
         bad = PrometheusCollector(
-            [target("cloud-1", guarded.url, basic_user="root", basic_password_file=password)], [MEMORY], 60, "5m", 600
+            [target("cloud-1", guarded.url, basic_user="root", basic_password_file=password)],
+            [MEMORY],
+            TEN_MINUTES_BACK,
         )
         assert "authentication failed (HTTP 401)" in (bad.pull(end).health[0].last_error or "")
         bad.close()

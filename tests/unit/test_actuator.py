@@ -8,6 +8,7 @@ from intelligence.actuation.actuator import Actuator
 from intelligence.actuation.adapters.base import PermanentError, TemporaryError
 from intelligence.decisions.outcomes import Decision, Outcome
 from intelligence.decisions.policies import PolicyBook
+from intelligence.runtime.specs import policy_spec
 from intelligence.settings import PolicySettings, SafetyEnvelope
 from intelligence.storage.audit import AuditLog
 from intelligence.storage.database import open_database
@@ -46,7 +47,7 @@ def move(destination: str, target: WorkloadRef = INGEST, at: datetime = NOW) -> 
 
 
 def policies(mode: Mode = Mode.ENACT, **envelope: object) -> PolicyBook:
-    return PolicyBook(PolicySettings(mode=mode, envelope=SafetyEnvelope(**envelope)).spec())  # type: ignore[arg-type]
+    return PolicyBook(policy_spec(PolicySettings(mode=mode, envelope=SafetyEnvelope(**envelope))))  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -77,9 +78,8 @@ def test_enact_mode_enacts_once_and_records_it(store):
 
 def test_recommend_and_observe_never_touch_the_cluster(store):
     kernel = MemoryKernel()
-    book = PolicyBook(
-        PolicySettings(mode=Mode.RECOMMEND, overrides=[{"namespace": "shop", "mode": "observe"}]).spec()  # type: ignore[list-item]
-    )
+    observe_shop = PolicySettings(mode=Mode.RECOMMEND, overrides=[{"namespace": "shop", "mode": "observe"}])  # type: ignore[list-item]
+    book = PolicyBook(policy_spec(observe_shop))
     actuator = Actuator(store.database, book, TTL, kernel)
     actuator.handle([decision(4), decision(6, FRONTEND)], NOW)
     assert kernel.writes == []
@@ -89,7 +89,7 @@ def test_recommend_and_observe_never_touch_the_cluster(store):
 
 def test_overrides_enact_one_namespace_only(store):
     kernel = MemoryKernel()
-    book = PolicyBook(PolicySettings(overrides=[{"namespace": "iot", "mode": "enact"}]).spec())  # type: ignore[list-item]
+    book = PolicyBook(policy_spec(PolicySettings(overrides=[{"namespace": "iot", "mode": "enact"}])))  # type: ignore[list-item]
     actuator = Actuator(store.database, book, TTL, kernel)
     actuator.handle([decision(4), decision(6, FRONTEND)], NOW)
     assert [w for w, _ in kernel.writes] == ["min_scale ('edge-1', 'iot', 'ingest')"]
@@ -113,7 +113,7 @@ def test_approve_mode_waits_for_approval(store):
 
 
 def test_approval_is_refused_where_nothing_may_be_enacted(store):
-    book = PolicyBook(PolicySettings(overrides=[{"namespace": "iot", "mode": "approve"}]).spec())  # type: ignore[list-item]
+    book = PolicyBook(policy_spec(PolicySettings(overrides=[{"namespace": "iot", "mode": "approve"}])))  # type: ignore[list-item]
     actuator = Actuator(store.database, book, TTL, MemoryKernel())
     actuator.handle([decision(6, FRONTEND)], NOW)
     with pytest.raises(PermissionError, match="recommend mode"):
@@ -162,7 +162,7 @@ def test_kill_switch_from_the_api_or_a_file(store, tmp_path):
     assert actuator.handle([decision(4)], NOW).enacted == 1
     flag = tmp_path / "stop"
     flag.touch()
-    book = PolicyBook(PolicySettings(mode=Mode.ENACT, envelope=SafetyEnvelope(kill_switch_file=flag)).spec())
+    book = PolicyBook(policy_spec(PolicySettings(mode=Mode.ENACT, envelope=SafetyEnvelope(kill_switch_file=flag))))
     stopped = Actuator(store.database, book, TTL, kernel)
     assert stopped.handle([decision(8, FRONTEND)], NOW).enacted == 0
     assert kernel.writes == [("min_scale ('edge-1', 'iot', 'ingest')", 4)]

@@ -6,8 +6,10 @@ import pytest
 
 from collectors.base import normalise
 from collectors.errors import MalformedResponse, QueryRejected
-from collectors.prometheus import RawMatrix, Signal, convert_matrix, render_query
-from intelligence.vocabulary import SeriesKey
+from collectors.prometheus import ClusterTarget, CollectionSpec, RawMatrix, Signal, convert_matrix, render_query
+from intelligence.runtime import specs
+from intelligence.settings import load_settings
+from intelligence.vocabulary import SeriesKey, Tier
 
 SIGNAL = Signal("cpu", "q", ("namespace", "workload"))
 
@@ -89,3 +91,42 @@ def test_render_query_with_and_without_a_selector():
 def test_error_tree_says_the_retry_policy():
     assert not QueryRejected("c", "bad").temporary
     assert MalformedResponse("c", "bad").temporary
+
+
+def test_the_collection_spec_defaults_are_the_settings_defaults():
+    """With ``collection`` left out of the configuration the collector gets exactly ``CollectionSpec()``."""
+    assert specs.collection_spec(load_settings(None)) == CollectionSpec()
+
+
+def test_settings_become_cluster_targets_signals_and_a_spec(tmp_path):
+    auth = {
+        "ca_file": str(tmp_path / "ca.pem"),
+        "client_cert_file": str(tmp_path / "client.pem"),
+        "client_key_file": str(tmp_path / "client.key"),
+        "bearer_token_file": str(tmp_path / "token"),
+    }
+    clusters = [
+        {
+            "name": "edge-1",
+            "url": "https://prom.edge:9090/",
+            "tier": "edge",
+            "selector": {"cluster": "e"},
+            "auth": auth,
+        },
+        {"name": "lab-1", "url": "http://prom.lab", "retries": 4, "auth": {"verify_tls": False}},
+    ]
+    settings = load_settings(None, clusters=clusters, **{"collection.backfill_hours": 2, "collection.step_seconds": 30})
+    edge, lab = (specs.cluster_target(c) for c in settings.clusters)
+    assert edge == ClusterTarget(
+        "edge-1",
+        Tier.EDGE,
+        "https://prom.edge:9090",
+        selector={"cluster": "e"},
+        bearer_token_file=tmp_path / "token",
+        verify=str(tmp_path / "ca.pem"),  # the CA bundle, which also means: verify
+        cert=(str(tmp_path / "client.pem"), str(tmp_path / "client.key")),
+    )
+    assert (lab.tier, lab.verify, lab.cert, lab.retries) == (Tier.CLOUD, False, None, 4)
+    assert [s.name for s in specs.signals(settings)] == ["cpu", "memory", "requests"]
+    spec = specs.collection_spec(settings)
+    assert (spec.step_seconds, spec.backfill_seconds, spec.wait_seconds) == (30, 7200.0, 5.0)

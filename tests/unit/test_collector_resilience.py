@@ -7,11 +7,12 @@ import pytest
 import requests
 
 from collectors.errors import EndpointUnreachable, MalformedResponse, NotPrometheus, QueryRejected
-from collectors.prometheus import ClusterPoller, ClusterTarget, PrometheusTransport, Signal
+from collectors.prometheus import ClusterPoller, ClusterTarget, CollectionSpec, PrometheusTransport, Signal
 from collectors.telemetry import CollectorTelemetry
 from intelligence.vocabulary import HealthState, Tier
 
 SIGNAL = Signal("cpu", "up", ("namespace",))
+SPEC = CollectionSpec(step_seconds=60, rate_window="5m", backfill_seconds=3600, stale_after_steps=5)
 OK = b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"namespace":"a"},"values":[[60,"1"]]}]}}'
 
 
@@ -87,7 +88,7 @@ def test_poller_opens_the_circuit_and_probes_after_the_cooldown():
     t, fake, _ = transport(
         [requests.ConnectionError("refused")], retries=0, breaker_failures=2, breaker_cooldown_seconds=100.0
     )
-    poller = ClusterPoller(t.target, t, [SIGNAL], 60, "5m", 3600, 5, CollectorTelemetry())
+    poller = ClusterPoller(t.target, t, [SIGNAL], SPEC, CollectorTelemetry())
     for now in (1000.0, 1060.0):
         assert poller.poll(now) == []
         assert poller.health.state is HealthState.DOWN
@@ -103,7 +104,7 @@ def test_poller_opens_the_circuit_and_probes_after_the_cooldown():
 
 def test_a_cluster_that_answers_without_new_samples_is_stale():
     t, _, _ = transport([(200, OK)])
-    poller = ClusterPoller(t.target, t, [SIGNAL], 60, "5m", 3600, 5, CollectorTelemetry())
+    poller = ClusterPoller(t.target, t, [SIGNAL], SPEC, CollectorTelemetry())
     poller.poll(120.0)
     assert poller.health.state is HealthState.UP
     poller.poll(60.0 + 6 * 60)  # newest sample at 60 s, 6 steps ago

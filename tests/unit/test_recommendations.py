@@ -5,6 +5,7 @@ import pytest
 from intelligence.actuation.actuator import Actuator
 from intelligence.decisions.outcomes import Decision, Outcome
 from intelligence.decisions.policies import PolicyBook
+from intelligence.runtime.specs import policy_spec
 from intelligence.settings import PolicySettings
 from intelligence.storage.audit import AuditLog
 from intelligence.storage.database import open_database
@@ -77,7 +78,7 @@ def test_expiry_and_persistence_across_restarts(tmp_path):
 
 
 def book(mode: Mode) -> PolicyBook:
-    return PolicyBook(PolicySettings(mode=mode).spec())
+    return PolicyBook(policy_spec(PolicySettings(mode=mode)))
 
 
 def test_actuator_restores_floors_and_needs_adapters_to_enact(store):
