@@ -81,5 +81,5 @@ def test_the_service_replays_a_file_and_infers_its_spacing(tmp_path):
     fc = svc.forecasts.query()[0]
     assert fc.step_seconds == 300.0
     assert fc.origin == T0 + 300 * 400
-    assert svc.recommendations.find()
+    assert svc.actuator.store.find()
     svc.stop()

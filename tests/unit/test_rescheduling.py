@@ -33,8 +33,8 @@ def cpu(cluster: str, workload: str, peak: float, namespace: str = "iot") -> For
 
 def moves(forecasts, policies: PolicySpec | None = None, clusters=CLUSTERS, last_moved=None):
     book = PolicyBook(policies or PolicySpec())
-    loads = cluster_loads(clusters, forecasts, book.settings.reschedule.quantile)
-    return decide_moves(loads, book.for_workload, last_moved or {}, book.settings.reschedule, NOW, TTL)
+    loads = cluster_loads(clusters, forecasts, book.spec.reschedule.quantile)
+    return decide_moves(loads, book.for_workload, last_moved or {}, book.spec.reschedule, NOW, TTL)
 
 
 def test_a_cluster_forecast_to_saturate_sheds_its_largest_workload_to_the_most_headroom():

@@ -8,7 +8,7 @@ from api.cli import app
 from intelligence.settings import ConfigError, Settings, load_settings
 from intelligence.vocabulary import Mode
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "intelligence" / "example-config.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "intelligence" / "settings" / "example-config.yaml"
 
 
 def write(tmp_path: Path, text: str) -> Path:
