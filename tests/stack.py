@@ -57,11 +57,11 @@ PG_DATABASE = "icos"
 
 
 def find_binary(name: str) -> str:
-    """On PATH, or unpacked from the Debian package by `make prometheus` into .cache/prometheus."""
+    """On PATH, or unpacked from the Debian package into .cache/prometheus by `make stack-up` (or `make test`)."""
     for candidate in (ROOT / ".cache" / "prometheus" / "usr" / "bin" / name, shutil.which(name)):
         if candidate and Path(candidate).is_file():
             return str(candidate)
-    raise SystemExit(f"{name} not found: run `make prometheus` (unpacks Debian's prometheus package) or install it")
+    raise SystemExit(f"{name} not found: run `make stack-up` (unpacks Debian's prometheus package) or install it")
 
 
 def free_port() -> int:

@@ -6,7 +6,6 @@ the service decides) and ``clock`` (time as an argument). Frozen and typed; no I
 
 from intelligence.vocabulary.clock import Clock, ManualClock, ScaledClock, SystemClock, utc_now
 from intelligence.vocabulary.decisions import (
-    Action,
     ActionKind,
     Explanation,
     Lever,
@@ -20,7 +19,6 @@ from intelligence.vocabulary.forecasts import AnomalyReason, AnomalyScore, Forec
 from intelligence.vocabulary.series import (
     ClusterHealth,
     HealthState,
-    Sample,
     SeriesBatch,
     SeriesKey,
     Tier,
@@ -28,7 +26,6 @@ from intelligence.vocabulary.series import (
 )
 
 __all__ = [
-    "Action",
     "ActionKind",
     "AnomalyReason",
     "AnomalyScore",
@@ -42,7 +39,6 @@ __all__ = [
     "Mode",
     "Recommendation",
     "RecommendationStatus",
-    "Sample",
     "ScaledClock",
     "SeriesBatch",
     "SeriesKey",

@@ -113,17 +113,6 @@ class Recommendation:
         return recommendation_key(self.target, self.lever)
 
 
-@dataclass(frozen=True, slots=True)
-class Action:
-    """A recommendation that was enacted or refused, with its outcome."""
-
-    recommendation_id: int
-    mode: Mode
-    outcome: str
-    at: datetime
-    detail: str = ""
-
-
 def recommendation_key(target: WorkloadRef, lever: Lever) -> str:
     """What a recommendation is about: its target and the lever it sets."""
     return f"{target}:{lever.value}"

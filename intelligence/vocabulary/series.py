@@ -76,14 +76,6 @@ class WorkloadRef:
 
 
 @dataclass(frozen=True, slots=True)
-class Sample:
-    """One observation of a series. ``timestamp`` is epoch seconds (UTC)."""
-
-    timestamp: float
-    value: float
-
-
-@dataclass(frozen=True, slots=True)
 class SeriesBatch:
     """New samples of one series: strictly increasing timestamps (epoch s), float values (NaN = missing)."""
 
