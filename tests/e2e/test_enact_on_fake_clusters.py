@@ -17,7 +17,7 @@ from intelligence.runtime.service import Service
 from intelligence.runtime.wiring import StartupError, build_service
 from intelligence.settings import load_settings
 from intelligence.storage.ledger import ActionState
-from intelligence.vocabulary import ManualClock
+from intelligence.vocabulary import Lever, ManualClock
 from tests.driving import drive
 from tests.fakekube import FakeKube, running_fake_kubes, write_kubeconfig
 from tests.fakekube.objects import LABEL, MIN, PA, SERVING, WORK, deployment, managed_cluster, manifest_work, shop
@@ -72,21 +72,21 @@ def test_floors_moves_and_scores_are_enacted_on_the_clusters(service, continuum)
     actions = svc.engine.actuator.ledger.find()
     assert actions, "nothing was enacted in 5 simulated hours"
     assert {a.state for a in actions} == {ActionState.ENACTED}
-    floors = [a for a in actions if "min_scale" in a.params]
+    floors = [a for a in actions if a.lever is Lever.KNATIVE_FLOOR]
     assert floors
     for a in floors:
-        cluster, namespace, name = a.target.split("/")
+        cluster, namespace, name = a.target.cluster, a.target.namespace, a.target.name
         pa = continuum[cluster].get(PA, "PodAutoscaler", namespace, f"{name}-00001")
         assert pa is not None
         assert int(pa["metadata"]["annotations"][MIN]) >= 1
     for cluster in MEMBERS:  # min-scale went on the PodAutoscalers: no Service edit, no new Revision
         assert continuum[cluster].requests_matching("PATCH", "/services/") == []
         assert all(r["metadata"]["name"].endswith("-00001") for r in continuum[cluster].list(SERVING, "Revision", None))
-    moves = [a for a in actions if a.kind == "reallocation"]
+    moves = [a for a in actions if a.lever is Lever.PLACEMENT]
     assert moves, "the saturating edge cluster was not relieved"
     hub = continuum["hub"]
     for a in moves:
-        _, namespace, name = a.target.split("/")
+        namespace, name = a.target.namespace, a.target.name
         label = f"{namespace}.{name}"
         works = [w for w in hub.list(WORK, "ManifestWork", None) if w["metadata"]["labels"][LABEL] == label]
         assert [w["metadata"]["namespace"] for w in works] == [a.params["cluster"]]

@@ -125,7 +125,7 @@ def test_a_crash_before_the_write_leaves_nothing_to_undo(fakes, kernel, url):
     store = RecommendationStore(open_database(url))
     rec_id, _ = store.upsert(floor(4).recommendation)
     Actuator(store.database, BOOK, TTL, kernel).ledger.begin(
-        rec_id, str(CHECKOUT), "scale-up", {"min_scale": 4}, 1, NOW
+        rec_id, CHECKOUT, Lever.KNATIVE_FLOOR, "scale-up", {"min_scale": 4}, 1, NOW
     )
     store.database.close()  # died after recording the intent, before calling the API
 

@@ -236,7 +236,9 @@ def test_an_unreachable_cluster_is_temporary(kube_settings: KubernetesSpec, tmp_
 
 
 def test_building_the_kernel_contacts_nothing(tmp_path: Path) -> None:
-    kernel = KubeMetaKernel(KubernetesSpec(kubeconfig=tmp_path / "absent"))
+    kernel = KubeMetaKernel(KubernetesSpec(kubeconfig=tmp_path / "absent"))  # no file, and building does not mind
+    with pytest.raises(PermanentError, match="kubeconfig"):
+        kernel.check()  # the kubeconfig is read only when asked (at start in approve/enact mode)
     kernel.close()
 
 
