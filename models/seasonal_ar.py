@@ -13,12 +13,9 @@ between similar series):
 - multi-step forecasts iterate the recursion; the 90% band is tracked online per step
   ahead (stochastic quantile tracking of the normalised errors of this model's own past
   forecasts: no error ring);
-- surges: per time of day (``surge_bins`` bins, 5 minutes by default) an exponentially
-  weighted mean of the rises above the one-step forecast (in the series' units, so not
-  copied at a cold start), so ``surge_many`` can say "point plus
-  the surge usually seen at this time of day" (``surge_z`` of them). That is not the
-  calibrated band (it is wide exactly where recent days had sudden rises, at the times
-  they had them): the Knative floor provisions for it, ahead of cold starts;
+- surges: the rise above the one-step forecast usually seen at each time of day
+  (:mod:`models.surge`), so ``surge_many`` can say "point plus ``surge_z`` of the surges
+  usually seen at this time of day": what the Knative floor provisions for;
 - drift: least squares with forgetting and bands in units of the running spread adapt
   to a new normal by themselves; a Page-Hinkley test on the normalised one-step errors
   detects drift that outpaces them, counts it (``drifts``, reported by the bank) and
@@ -45,6 +42,7 @@ from scipy.special import ndtri
 
 from models.base import Expectation, Params, PointForecast
 from models.slots import SLOT0, FieldSpec, Index, Slotted, as_index, as_slots, one
+from models.surge import SurgeProfile
 
 DAY, WEEK = 86_400.0, 604_800.0
 NEVER = np.iinfo(np.int64).min // 4
@@ -120,10 +118,12 @@ class SeasonalAR(Slotted, Params):
             "ph_sum": FieldSpec((), f8, 0.0),
             "ph_min": FieldSpec((), f8, 0.0),
             "drifts": FieldSpec((), np.int64, 0),
-            "surge": FieldSpec(
-                (self.surge_bins,), np.float32, 0.0
-            ),  # mean rise above the one-step forecast, by time of day
+            "surge": self._surge.field(),  # mean rise above the one-step forecast, by time of day
         }
+
+    @property
+    def _surge(self) -> SurgeProfile:
+        return SurgeProfile(self.surge_bins, self.surge_rate, self.surge_z)
 
     #: fields that mean the same for any series of the same kind (scale-free): cold start copies them
     TRANSFERABLE = ("day", "day_n", "week", "week_n", "w", "P", "q", "err_n", "err_abs", "ph_mean")
@@ -266,38 +266,18 @@ class SeasonalAR(Slotted, Params):
         if first.any():
             slots = as_slots(idx, len(steps))[first]
             raw = e[first, 0] * np.where(spread > 0, spread, 1.0)[first]  # in the series' own units
-            self._learn_surge(slots, steps[first], np.maximum(raw, 0.0))
+            self._surge.learn(s["surge"], slots, steps[first], s["seconds"][slots], np.maximum(raw, 0.0))
             self._page_hinkley(slots, np.abs(e[first, 0]))
 
-    def _surge_bins(self, steps: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-        t = np.mod(steps * seconds, DAY)
-        return np.minimum((t * (self.surge_bins / DAY)).astype(np.int64), self.surge_bins - 1)
-
-    def _learn_surge(self, slots: np.ndarray, steps: np.ndarray, rise: np.ndarray) -> None:
-        """Today's rise above the one-step forecast at this time of day joins that bin's weighted mean."""
-        s = self._state()
-        seconds = s["seconds"][slots]
-        bins = self._surge_bins(steps, seconds)
-        per_bin_and_day = np.maximum(DAY / self.surge_bins / seconds, 1.0)  # samples falling in one bin each day
-        rate = self.surge_rate / per_bin_and_day
-        surge = s["surge"]
-        surge[slots, bins] += (rate * (rise - surge[slots, bins])).astype(np.float32)
-
     def surge_many(self, slots: np.ndarray, horizon: int, point: np.ndarray | None = None) -> np.ndarray:
-        """Point plus ``surge_z`` times the surge usually seen around each step's time of day (NaN while warming up).
-
-        Around: the largest of the step's bin and its two neighbours, as the same rise
-        comes a few minutes earlier or later from one day to the next.
-        """
+        """Point plus ``surge_z`` times the surge usually seen around each step's time of day (NaN while warming up)."""
         s = self._state()
         if point is None:  # the fleet passes the point it has just computed
             point = self.forecast_many(slots, horizon)[0]
         ahead = s["step"][slots][:, None] + np.arange(1, horizon + 1)
-        bins = self._surge_bins(ahead, s["seconds"][slots][:, None])
-        surge, rows, n = s["surge"], slots[:, None], self.surge_bins
-        usual = np.maximum(np.maximum(surge[rows, (bins - 1) % n], surge[rows, bins]), surge[rows, (bins + 1) % n])
+        above = self._surge.above(s["surge"], slots, ahead, s["seconds"][slots][:, None])
         warm = (s["err_n"][slots, 0] >= self.min_errors)[:, None]
-        return np.where(warm, point + self.surge_z * usual, np.nan)
+        return np.where(warm, point + above, np.nan)
 
     def _page_hinkley(self, slots: np.ndarray, err: np.ndarray) -> None:
         s = self._state()
