@@ -38,10 +38,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import ndtri
 
 from models.base import Expectation, Params, PointForecast
 from models.slots import SLOT0, FieldSpec, Index, Slotted, as_index, as_slots, one
+from models.step_ahead_band import StepAheadBand
 from models.surge import SurgeProfile
 
 DAY, WEEK = 86_400.0, 604_800.0
@@ -111,15 +111,17 @@ class SeasonalAR(Slotted, Params):
             "P": FieldSpec((k, k), f8, np.eye(k) * self.prior),
             "fc": FieldSpec((h, h), f8, math.nan),  # [target % h, ahead - 1]: forecasts awaiting their target
             "origin": FieldSpec((h,), np.int64, NEVER),
-            "q": FieldSpec((h, 2), f8, 0.0),  # band edges per step ahead, in units of spread
-            "err_n": FieldSpec((h,), f8, 0.0),
-            "err_abs": FieldSpec((h,), f8, 0.0),  # mean |normalised error| per step ahead
+            **self._band.fields(),  # q, err_n, err_abs
             "ph_mean": FieldSpec((), f8, 0.0),  # Page-Hinkley on one-step |error|
             "ph_sum": FieldSpec((), f8, 0.0),
             "ph_min": FieldSpec((), f8, 0.0),
             "drifts": FieldSpec((), np.int64, 0),
             "surge": self._surge.field(),  # mean rise above the one-step forecast, by time of day
         }
+
+    @property
+    def _band(self) -> StepAheadBand:
+        return StepAheadBand(self.horizon, self.interval, self.band_rate, self.min_errors)
 
     @property
     def _surge(self) -> SurgeProfile:
@@ -249,19 +251,7 @@ class SeasonalAR(Slotted, Params):
         e = (y[:, None] - predicted) / np.where(spread > 0, spread, 1.0)[:, None]
         valid &= np.isfinite(e)
         e = np.where(valid, e, 0.0)
-        n, mean_abs = s["err_n"][idx], s["err_abs"][idx]
-        mean_abs = np.where(valid, mean_abs + (np.abs(e) - mean_abs) * np.maximum(1.0 / (n + 1.0), 0.01), mean_abs)
-        tail = (1.0 - self.interval) / 2.0
-        q = s["q"][idx]
-        warm = n < self.min_errors
-        z = float(ndtri(1.0 - tail)) * 1.25  # normal quantile from the mean |error|
-        lr = self.band_rate * np.maximum(mean_abs, 1e-9)
-        lo = np.where(warm, -z * mean_abs, q[:, :, 0] + lr * (tail - (e < q[:, :, 0])))
-        hi = np.where(warm, z * mean_abs, q[:, :, 1] + lr * ((e > q[:, :, 1]) - tail))
-        q[:, :, 0] = np.where(valid, lo, q[:, :, 0])
-        q[:, :, 1] = np.where(valid, hi, q[:, :, 1])
-        s["q"][idx] = q
-        s["err_n"][idx], s["err_abs"][idx] = n + valid, mean_abs
+        self._band.track(s, idx, e, valid)
         first = valid[:, 0]
         if first.any():
             slots = as_slots(idx, len(steps))[first]
@@ -296,22 +286,6 @@ class SeasonalAR(Slotted, Params):
             s["err_n"][d] = 0.0  # re-warm the band from the new errors
             s["ph_sum"][d] = s["ph_min"][d] = 0.0
 
-    def _band(self, slots: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-        """Band offsets ``[len(slots), horizon]`` (NaN while too few errors)."""
-        s = self._state()
-        spread = s["spread"][slots]
-        scale = np.where(spread > 0, spread, 0.0)[:, None]
-        used = min(horizon, self.horizon)
-        ok = s["err_n"][slots, :used] >= self.min_errors
-        q = s["q"][slots, :used]
-        lo = np.where(ok, q[:, :, 0] * scale, np.nan)
-        hi = np.where(ok, q[:, :, 1] * scale, np.nan)
-        if horizon > used:  # beyond the tracked horizon the last band widens with sqrt(h)
-            widen = np.sqrt(np.arange(used + 1, horizon + 1) / used)
-            lo = np.concatenate([lo, lo[:, -1:] * widen], axis=1)
-            hi = np.concatenate([hi, hi[:, -1:] * widen], axis=1)
-        return lo, hi
-
     def forecast_many(self, slots: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Point, lower and upper ``[len(slots), horizon]`` from each slot's last learnt sample (NaN: unknown)."""
         s = self._state()
@@ -322,7 +296,8 @@ class SeasonalAR(Slotted, Params):
         else:
             point = self._points(slots, horizon)
         point[s["n"][slots] == 0] = np.nan
-        lo, hi = self._band(slots, horizon)
+        spread = s["spread"][slots]
+        lo, hi = self._band.offsets(s, slots, horizon, np.where(spread > 0, spread, 0.0)[:, None])
         return point, np.minimum(point + lo, point), np.maximum(point + hi, point)
 
     def expect_many(self, slots: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
