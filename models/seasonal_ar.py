@@ -36,6 +36,8 @@ of 100,000 series costs a few vectorised operations per step. The per-series pro
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -88,6 +90,12 @@ class SeasonalAR(Slotted, Params):
         self.surge_bins = surge_bins
         self.surge_rate = surge_rate  # per day: the weight of today's surge at a time of day
         self.surge_z = surge_z
+
+    @classmethod
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
+        """For :mod:`models.checks`: the defaults, and a drift test that fires (and re-learns) in the checks' data."""
+        yield {}
+        yield {"p": 3, "drift_threshold": 10.0, "drift_relearn": 0.5, "surge_bins": 48}
 
     # -- state -----------------------------------------------------------------
     @property
