@@ -86,6 +86,7 @@ def test_the_checkpoint_writer_never_blocks_and_keeps_the_newest_snapshot(tmp_pa
     assert writing.wait(10)  # the first write is in progress, held by the gate
     writer.submit({"series": {"n": 2}, "fleets": {}})  # returns at once
     writer.submit({"series": {"n": 3}, "fleets": {}})  # replaces the waiting one
+    assert writer.written == 0  # the submits returned while the first write was still held
     assert writer.skipped == 1
     gate.set()
     assert writer.flush(10)

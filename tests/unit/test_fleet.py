@@ -113,6 +113,8 @@ def test_a_dropped_series_frees_its_slot_and_a_newcomer_starts_fresh():
     f.observe([(key("c", signal="cpu"), t[:5], y[:5])])  # another signal: no donor, fresh state
     assert f.slots[key("c", signal="cpu")] == 0  # the freed slot is reused
     assert f.stats["learnt"][0] == 5
+    assert f.forecaster.state_["n"][0] == 5  # the models' state too, not the 300 samples of "a"
+    assert f.detector.state_["n"][0] == 5
     rows = f.forecast([key("a"), key("b")], 6, STEP, 0.9)
     assert rows is not None
     assert rows.keys == [key("b")]
@@ -215,7 +217,18 @@ def test_a_bank_of_fleets_survives_a_checkpoint(tmp_path):
     assert isinstance(many[0], ForecastRows)
 
 
-@pytest.mark.parametrize("kind", [SeasonalAR, RecordRatio])
-def test_state_size_is_fixed_per_series(kind):
+@pytest.mark.parametrize(
+    ("kind", "learn"),
+    [(SeasonalAR, lambda m, t, y: m.learn_one(t, y)), (RecordRatio, lambda m, t, y: m.learn_one(t, y, None))],
+    ids=["seasonal_ar", "record_ratio"],
+)
+def test_state_size_is_fixed_per_series(kind, learn):
     model = kind()
-    assert 0 < model.bytes_per_series() < 16_384
+    size = model.bytes_per_series()
+    assert 0 < size < 16_384
+    t, y = daily(2000, seed=9)
+    for ti, yi in zip(t.tolist(), y.tolist(), strict=True):
+        learn(model, ti, yi)
+    state = model.ensure(1)
+    assert model.bytes_per_series() == size
+    assert sum(a.nbytes for a in state.arrays.values()) == state.capacity * size  # no growth with samples learnt
