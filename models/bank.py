@@ -222,6 +222,29 @@ class ModelBank:
             self._specs.pop(key, None)
         return dropped
 
+    def adopt(self, source: ModelBank, spec: ModelSpec, signal: str) -> bool:
+        """Take over ``source``'s fleet for ``spec``, with what it learnt (a challenger that ran in shadow).
+
+        Only when ``source`` has a fleet for ``spec`` that holds series of ``signal`` alone and
+        this bank has no fleet for ``spec``: then this bank forgets its own series of
+        ``signal``, the fleet moves here, ``source`` forgets whatever else it holds of
+        ``signal``, and the answer is True. Otherwise nothing changes and the answer is False.
+        As ever, this bank's factory says which spec a series runs: it must give ``spec`` for
+        the series of ``signal`` before they are observed again (the service switches its
+        champion first). Only model state moves: forecasts and scores kept elsewhere are the
+        caller's to drop.
+        """
+        fleet = source.fleets.get(spec)
+        if fleet is None or spec in self.fleets or any(key.signal != signal for key in fleet.slots):
+            return False
+        del source.fleets[spec]
+        for key in fleet.slots:
+            source._specs.pop(key, None)
+        source.drop([key for key in source.series_keys() if key.signal == signal])
+        self.drop([key for key in self.series_keys() if key.signal == signal])
+        self.fleets[spec] = fleet
+        return True
+
     def accuracy(self, signal: str | None = None) -> BankAccuracy:
         """One-step accuracy over every series (or those of ``signal``)."""
         per = [m for k, m in self.series.items() if signal is None or k.signal == signal]

@@ -1,8 +1,11 @@
 """Conformance checks every model kind must pass, in the spirit of ``river.checks``.
 
 Each check states one property in its docstring. ``forecaster_checks()`` and
-``detector_checks()`` list them; the test suite runs every registered kind through
-every check, so a new kind is tested with no new test code.
+``detector_checks()`` list those of the per-series protocol, ``vectorised_forecaster_checks()``
+and ``vectorised_detector_checks()`` those of kinds that hold many series in slots
+(:mod:`models.slots`). The test suite runs every registered kind through every check that
+applies to it, in each configuration of :func:`unit_test_params`, so a new kind is tested
+with no new test code.
 """
 
 from __future__ import annotations
@@ -10,13 +13,26 @@ from __future__ import annotations
 import math
 import pickle
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from models.base import Detector, Expectation, Forecaster
+from models.slots import SLOT0
 
 STEP = 300.0
 HORIZON = 6
+SERIES = 3  # series in a batch of the vectorised checks
+
+
+def unit_test_params(kind: type) -> list[dict[str, Any]]:
+    """The configurations the checks run ``kind`` in: what its ``_unit_test_params()`` yields, else its defaults.
+
+    As river's estimators do, a kind declares configurations where its defaults would leave
+    some of its code unexercised by the checks (short warm-ups, a ring longer than one, ...).
+    """
+    declared: Callable[[], Any] | None = getattr(kind, "_unit_test_params", None)
+    return list(declared()) if declared is not None else [{}]
 
 
 def _series(n: int = 700, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -137,6 +153,158 @@ def check_detector_deterministic(detector: Detector) -> None:
     assert _scores(detector.clone()) == _scores(detector.clone())
 
 
+# -- vectorised kinds: many series in slots ---------------------------------------------------
+Round = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # slots, t, y, a forecaster's expected y
+Step = Callable[[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray], list[np.ndarray]]  # one round: what was said
+End = Callable[[Any, np.ndarray], list[np.ndarray]]  # what the slots say after the last round
+
+
+def _rounds(n: int = 600, seed: int = 3) -> list[Round]:
+    """Rounds of ``SERIES`` series at different levels, one sample of each series per round, as a fleet feeds them.
+
+    Some series miss some rounds, some values are NaN, half the rounds list their slots out
+    of order, the series are sampled a few seconds apart, and the noise quadruples halfway
+    (a drift).
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[None, :] * STEP + 7.0 * np.arange(SERIES)[:, None]
+    noise = np.where(np.arange(n) < n // 2, 1.0, 4.0)
+    levels = 20.0 * (1 + np.arange(SERIES))[:, None]
+    clean = levels * (1 + 0.4 * np.sin(2 * np.pi * t / 86_400))
+    y = clean + rng.normal(0, 1, (SERIES, n)) * noise
+    rounds = []
+    for r in range(n):
+        slots = np.flatnonzero(rng.random(SERIES) > 0.1)
+        if slots.size == 0:
+            continue
+        if r % 2:
+            slots = rng.permutation(slots)
+        values = y[slots, r]
+        values[rng.random(slots.size) < 0.02] = math.nan
+        expected = clean[slots, r].copy()  # as a good forecaster would: the residuals are the noise
+        expected[rng.random(slots.size) < 0.05] = math.nan  # no expectation
+        rounds.append((slots, t[slots, r], values, expected))
+    return rounds
+
+
+def _forecaster_round(model: Any, slots: np.ndarray, t: np.ndarray, y: np.ndarray, _: np.ndarray) -> list[np.ndarray]:
+    """Expect, then learn, one round; returns the expectations (point, lower, upper)."""
+    said = list(model.expect_many(slots, t))
+    model.learn_many(slots, t, y)
+    return said
+
+
+def _forecaster_end(model: Any, slots: np.ndarray) -> list[np.ndarray]:
+    """Forecasts beyond the tracked horizon too, and the surges when the kind has them (the fleet reads both)."""
+    said = list(model.forecast_many(slots, 2 * HORIZON))
+    surge_many = getattr(model, "surge_many", None)  # optional, as in models.fleet
+    return said if surge_many is None else [*said, surge_many(slots, HORIZON)]
+
+
+def _detector_round(model: Any, slots: np.ndarray, t: np.ndarray, y: np.ndarray, e: np.ndarray) -> list[np.ndarray]:
+    """Score, explain, then learn, one round; returns the scores and the explanations."""
+    scores = model.score_many(slots, t, y, e)
+    why = [model.explain(*row) for row in zip(slots.tolist(), t.tolist(), y.tolist(), e.tolist(), strict=True)]
+    model.learn_many(slots, t, y, e)
+    return [scores, np.array(why)]
+
+
+def _detector_end(model: Any, slots: np.ndarray) -> list[np.ndarray]:
+    """Scores of a probe sample (a spike) after everything: they depend on all the state learnt."""
+    t = np.full(slots.size, 1e9)
+    return [model.score_many(slots, t, np.full(slots.size, 500.0), np.full(slots.size, 50.0))]
+
+
+def _together(model: Any, rounds: list[Round], step: Step, end: End) -> list[np.ndarray]:
+    """What a model says along ``rounds`` with every series in its own slot of the same arrays."""
+    model.ensure(SERIES)
+    said = [part for r in rounds for part in step(model, *r)]
+    return [*said, *end(model, np.arange(SERIES))]
+
+
+def _one_by_one(model: Any, rounds: list[Round], step: Step, end: End) -> list[np.ndarray]:
+    """The same, with each series in a model of its own (in slot 0), the answers put back in the rounds' order."""
+    alone = [model.clone() for _ in range(SERIES)]
+    for m in alone:
+        m.ensure(1)
+    said = []
+    for slots, t, y, e in rounds:
+        parts = [step(alone[s], SLOT0, t[j : j + 1], y[j : j + 1], e[j : j + 1]) for j, s in enumerate(slots.tolist())]
+        said += [np.concatenate(answers) for answers in zip(*parts, strict=True)]
+    ends = [end(m, SLOT0) for m in alone]
+    return [*said, *(np.concatenate(answers) for answers in zip(*ends, strict=True))]
+
+
+def _assert_same(a: list[np.ndarray], b: list[np.ndarray]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y, strict=True)  # NaN equals NaN; shapes and dtypes must match
+
+
+def _reset_slot_is_untrained(model: Any, step: Step, end: End) -> None:
+    rounds = _rounds()
+    trained, fresh = model.clone(), model.clone()
+    _together(trained, rounds, step, end)
+    fresh.ensure(1)
+    others = np.array([0, 2])
+    before = end(trained, others)
+    trained.reset(np.array([1]))
+    _assert_same(end(trained, np.array([1])), end(fresh, SLOT0))  # untrained: says what a fresh model says
+    _assert_same(end(trained, others), before)  # reset touches only the slots it is given
+    for slots, t, y, e in rounds:  # a new series in the reused slot learns as in a fresh model
+        if (here := slots == 1).any():
+            newcomer = (t[here], y[here], e[here])
+            _assert_same(step(trained, slots[here], *newcomer), step(fresh, SLOT0, *newcomer))
+    _assert_same(end(trained, np.array([1])), end(fresh, SLOT0))
+    _assert_same(end(trained, others), before)  # and the others did not learn from it
+
+
+def check_batch_equals_one_by_one(model: Any) -> None:
+    """Series learnt together in one set of arrays expect and forecast exactly as each learnt alone."""
+    rounds = _rounds()
+    _assert_same(
+        _together(model.clone(), rounds, _forecaster_round, _forecaster_end),
+        _one_by_one(model, rounds, _forecaster_round, _forecaster_end),
+    )
+
+
+def check_batch_deterministic(model: Any) -> None:
+    """Two fresh twins fed the same rounds of many series say exactly the same."""
+    rounds = _rounds()
+    _assert_same(
+        _together(model.clone(), rounds, _forecaster_round, _forecaster_end),
+        _together(model.clone(), rounds, _forecaster_round, _forecaster_end),
+    )
+
+
+def check_reset_slot_is_untrained(model: Any) -> None:
+    """A reset slot (a dropped series) forecasts as a fresh model (nothing), and a new series in it learns as there."""
+    _reset_slot_is_untrained(model, _forecaster_round, _forecaster_end)
+
+
+def check_detector_batch_equals_one_by_one(detector: Any) -> None:
+    """Series scored and learnt together in one set of arrays score and explain exactly as each alone."""
+    rounds = _rounds()
+    _assert_same(
+        _together(detector.clone(), rounds, _detector_round, _detector_end),
+        _one_by_one(detector, rounds, _detector_round, _detector_end),
+    )
+
+
+def check_detector_batch_deterministic(detector: Any) -> None:
+    """Two fresh twins fed the same rounds of many series score and explain exactly the same."""
+    rounds = _rounds()
+    _assert_same(
+        _together(detector.clone(), rounds, _detector_round, _detector_end),
+        _together(detector.clone(), rounds, _detector_round, _detector_end),
+    )
+
+
+def check_detector_reset_slot_is_untrained(detector: Any) -> None:
+    """A reset slot (a dropped series) scores as a fresh detector, and a new series in it learns as there."""
+    _reset_slot_is_untrained(detector, _detector_round, _detector_end)
+
+
 def forecaster_checks() -> list[Callable[[Forecaster], None]]:
     return [
         check_clone_is_an_untrained_twin,
@@ -155,4 +323,16 @@ def detector_checks() -> list[Callable[[Detector], None]]:
         check_detector_pickle_keeps_scores,
         check_scores_are_finite_and_in_unit_interval,
         check_detector_deterministic,
+    ]
+
+
+def vectorised_forecaster_checks() -> list[Callable[[Any], None]]:
+    return [check_batch_equals_one_by_one, check_batch_deterministic, check_reset_slot_is_untrained]
+
+
+def vectorised_detector_checks() -> list[Callable[[Any], None]]:
+    return [
+        check_detector_batch_equals_one_by_one,
+        check_detector_batch_deterministic,
+        check_detector_reset_slot_is_untrained,
     ]

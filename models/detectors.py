@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from scipy.special import erfc
@@ -106,6 +108,12 @@ class ResidualLikelihood(OneSeriesDetector, Slotted, Params):
         self.clip = clip
         self.alarm_level = alarm_level
         self.hold = hold
+
+    @classmethod
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
+        """For :mod:`models.checks`: the defaults, and a ring of several residuals (``short``) with short holds."""
+        yield {}
+        yield {"short": 5, "warmup": 20, "hold": 10}
 
     def _fields(self) -> dict[str, FieldSpec]:
         return {

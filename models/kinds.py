@@ -52,6 +52,11 @@ def kind_class(table: dict[str, str], what: str, kind: str) -> type:
     return cls
 
 
+def is_vectorised(table: dict[str, str], what: str, kind: str) -> bool:
+    """The kind holds many series in numpy arrays, one slot each (:mod:`models.slots`): banks run it as a fleet."""
+    return bool(getattr(kind_class(table, what, kind), "vectorised", False))
+
+
 def _build(table: dict[str, str], what: str, kind: str, params: dict[str, Any]) -> Any:
     cls = kind_class(table, what, kind)
     try:
@@ -111,10 +116,6 @@ class ModelSpec:
     @cached_property
     def vectorised(self) -> bool:
         """Both kinds hold many series in arrays: the bank runs them as one fleet."""
-        return all(
-            getattr(kind_class(table, what, kind), "vectorised", False)
-            for table, what, kind in (
-                (FORECASTERS, "forecaster", self.forecaster),
-                (DETECTORS, "detector", self.detector),
-            )
+        return is_vectorised(FORECASTERS, "forecaster", self.forecaster) and is_vectorised(
+            DETECTORS, "detector", self.detector
         )

@@ -13,12 +13,9 @@ between similar series):
 - multi-step forecasts iterate the recursion; the 90% band is tracked online per step
   ahead (stochastic quantile tracking of the normalised errors of this model's own past
   forecasts: no error ring);
-- surges: per time of day (``surge_bins`` bins, 5 minutes by default) an exponentially
-  weighted mean of the rises above the one-step forecast (in the series' units, so not
-  copied at a cold start), so ``surge_many`` can say "point plus
-  the surge usually seen at this time of day" (``surge_z`` of them). That is not the
-  calibrated band (it is wide exactly where recent days had sudden rises, at the times
-  they had them): the Knative floor provisions for it, ahead of cold starts;
+- surges: the rise above the one-step forecast usually seen at each time of day
+  (:mod:`models.surge`), so ``surge_many`` can say "point plus ``surge_z`` of the surges
+  usually seen at this time of day": what the Knative floor provisions for;
 - drift: least squares with forgetting and bands in units of the running spread adapt
   to a new normal by themselves; a Page-Hinkley test on the normalised one-step errors
   detects drift that outpaces them, counts it (``drifts``, reported by the bank) and
@@ -39,12 +36,15 @@ of 100,000 series costs a few vectorised operations per step. The per-series pro
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
-from scipy.special import ndtri
 
 from models.base import Expectation, Params, PointForecast
 from models.slots import SLOT0, FieldSpec, Index, Slotted, as_index, as_slots, one
+from models.step_ahead_band import StepAheadBand
+from models.surge import SurgeProfile
 
 DAY, WEEK = 86_400.0, 604_800.0
 NEVER = np.iinfo(np.int64).min // 4
@@ -91,6 +91,12 @@ class SeasonalAR(Slotted, Params):
         self.surge_rate = surge_rate  # per day: the weight of today's surge at a time of day
         self.surge_z = surge_z
 
+    @classmethod
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
+        """For :mod:`models.checks`: the defaults, and a drift test that fires (and re-learns) in the checks' data."""
+        yield {}
+        yield {"p": 3, "drift_threshold": 10.0, "drift_relearn": 0.5, "surge_bins": 48}
+
     # -- state -----------------------------------------------------------------
     @property
     def _k(self) -> int:
@@ -113,17 +119,21 @@ class SeasonalAR(Slotted, Params):
             "P": FieldSpec((k, k), f8, np.eye(k) * self.prior),
             "fc": FieldSpec((h, h), f8, math.nan),  # [target % h, ahead - 1]: forecasts awaiting their target
             "origin": FieldSpec((h,), np.int64, NEVER),
-            "q": FieldSpec((h, 2), f8, 0.0),  # band edges per step ahead, in units of spread
-            "err_n": FieldSpec((h,), f8, 0.0),
-            "err_abs": FieldSpec((h,), f8, 0.0),  # mean |normalised error| per step ahead
+            **self._band.fields(),  # q, err_n, err_abs
             "ph_mean": FieldSpec((), f8, 0.0),  # Page-Hinkley on one-step |error|
             "ph_sum": FieldSpec((), f8, 0.0),
             "ph_min": FieldSpec((), f8, 0.0),
             "drifts": FieldSpec((), np.int64, 0),
-            "surge": FieldSpec(
-                (self.surge_bins,), np.float32, 0.0
-            ),  # mean rise above the one-step forecast, by time of day
+            "surge": self._surge.field(),  # mean rise above the one-step forecast, by time of day
         }
+
+    @property
+    def _band(self) -> StepAheadBand:
+        return StepAheadBand(self.horizon, self.interval, self.band_rate, self.min_errors)
+
+    @property
+    def _surge(self) -> SurgeProfile:
+        return SurgeProfile(self.surge_bins, self.surge_rate, self.surge_z)
 
     #: fields that mean the same for any series of the same kind (scale-free): cold start copies them
     TRANSFERABLE = ("day", "day_n", "week", "week_n", "w", "P", "q", "err_n", "err_abs", "ph_mean")
@@ -249,55 +259,23 @@ class SeasonalAR(Slotted, Params):
         e = (y[:, None] - predicted) / np.where(spread > 0, spread, 1.0)[:, None]
         valid &= np.isfinite(e)
         e = np.where(valid, e, 0.0)
-        n, mean_abs = s["err_n"][idx], s["err_abs"][idx]
-        mean_abs = np.where(valid, mean_abs + (np.abs(e) - mean_abs) * np.maximum(1.0 / (n + 1.0), 0.01), mean_abs)
-        tail = (1.0 - self.interval) / 2.0
-        q = s["q"][idx]
-        warm = n < self.min_errors
-        z = float(ndtri(1.0 - tail)) * 1.25  # normal quantile from the mean |error|
-        lr = self.band_rate * np.maximum(mean_abs, 1e-9)
-        lo = np.where(warm, -z * mean_abs, q[:, :, 0] + lr * (tail - (e < q[:, :, 0])))
-        hi = np.where(warm, z * mean_abs, q[:, :, 1] + lr * ((e > q[:, :, 1]) - tail))
-        q[:, :, 0] = np.where(valid, lo, q[:, :, 0])
-        q[:, :, 1] = np.where(valid, hi, q[:, :, 1])
-        s["q"][idx] = q
-        s["err_n"][idx], s["err_abs"][idx] = n + valid, mean_abs
+        self._band.track(s, idx, e, valid)
         first = valid[:, 0]
         if first.any():
             slots = as_slots(idx, len(steps))[first]
             raw = e[first, 0] * np.where(spread > 0, spread, 1.0)[first]  # in the series' own units
-            self._learn_surge(slots, steps[first], np.maximum(raw, 0.0))
+            self._surge.learn(s["surge"], slots, steps[first], s["seconds"][slots], np.maximum(raw, 0.0))
             self._page_hinkley(slots, np.abs(e[first, 0]))
 
-    def _surge_bins(self, steps: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-        t = np.mod(steps * seconds, DAY)
-        return np.minimum((t * (self.surge_bins / DAY)).astype(np.int64), self.surge_bins - 1)
-
-    def _learn_surge(self, slots: np.ndarray, steps: np.ndarray, rise: np.ndarray) -> None:
-        """Today's rise above the one-step forecast at this time of day joins that bin's weighted mean."""
-        s = self._state()
-        seconds = s["seconds"][slots]
-        bins = self._surge_bins(steps, seconds)
-        per_bin_and_day = np.maximum(DAY / self.surge_bins / seconds, 1.0)  # samples falling in one bin each day
-        rate = self.surge_rate / per_bin_and_day
-        surge = s["surge"]
-        surge[slots, bins] += (rate * (rise - surge[slots, bins])).astype(np.float32)
-
     def surge_many(self, slots: np.ndarray, horizon: int, point: np.ndarray | None = None) -> np.ndarray:
-        """Point plus ``surge_z`` times the surge usually seen around each step's time of day (NaN while warming up).
-
-        Around: the largest of the step's bin and its two neighbours, as the same rise
-        comes a few minutes earlier or later from one day to the next.
-        """
+        """Point plus ``surge_z`` times the surge usually seen around each step's time of day (NaN while warming up)."""
         s = self._state()
         if point is None:  # the fleet passes the point it has just computed
             point = self.forecast_many(slots, horizon)[0]
         ahead = s["step"][slots][:, None] + np.arange(1, horizon + 1)
-        bins = self._surge_bins(ahead, s["seconds"][slots][:, None])
-        surge, rows, n = s["surge"], slots[:, None], self.surge_bins
-        usual = np.maximum(np.maximum(surge[rows, (bins - 1) % n], surge[rows, bins]), surge[rows, (bins + 1) % n])
+        above = self._surge.above(s["surge"], slots, ahead, s["seconds"][slots][:, None])
         warm = (s["err_n"][slots, 0] >= self.min_errors)[:, None]
-        return np.where(warm, point + self.surge_z * usual, np.nan)
+        return np.where(warm, point + above, np.nan)
 
     def _page_hinkley(self, slots: np.ndarray, err: np.ndarray) -> None:
         s = self._state()
@@ -316,22 +294,6 @@ class SeasonalAR(Slotted, Params):
             s["err_n"][d] = 0.0  # re-warm the band from the new errors
             s["ph_sum"][d] = s["ph_min"][d] = 0.0
 
-    def _band(self, slots: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-        """Band offsets ``[len(slots), horizon]`` (NaN while too few errors)."""
-        s = self._state()
-        spread = s["spread"][slots]
-        scale = np.where(spread > 0, spread, 0.0)[:, None]
-        used = min(horizon, self.horizon)
-        ok = s["err_n"][slots, :used] >= self.min_errors
-        q = s["q"][slots, :used]
-        lo = np.where(ok, q[:, :, 0] * scale, np.nan)
-        hi = np.where(ok, q[:, :, 1] * scale, np.nan)
-        if horizon > used:  # beyond the tracked horizon the last band widens with sqrt(h)
-            widen = np.sqrt(np.arange(used + 1, horizon + 1) / used)
-            lo = np.concatenate([lo, lo[:, -1:] * widen], axis=1)
-            hi = np.concatenate([hi, hi[:, -1:] * widen], axis=1)
-        return lo, hi
-
     def forecast_many(self, slots: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Point, lower and upper ``[len(slots), horizon]`` from each slot's last learnt sample (NaN: unknown)."""
         s = self._state()
@@ -342,7 +304,8 @@ class SeasonalAR(Slotted, Params):
         else:
             point = self._points(slots, horizon)
         point[s["n"][slots] == 0] = np.nan
-        lo, hi = self._band(slots, horizon)
+        spread = s["spread"][slots]
+        lo, hi = self._band.offsets(s, slots, horizon, np.where(spread > 0, spread, 0.0)[:, None])
         return point, np.minimum(point + lo, point), np.maximum(point + hi, point)
 
     def expect_many(self, slots: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

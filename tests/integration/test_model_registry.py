@@ -3,6 +3,7 @@
 import uuid
 
 import pytest
+from mlflow.exceptions import MlflowException
 
 from models.tracking import ModelRegistry, RegistryError
 
@@ -59,3 +60,9 @@ def test_unknown_models_and_versions_are_clear_errors(registry):
     assert registry.by_alias(name, "champion") is None
     with pytest.raises(RegistryError, match="no champion"):
         registry.rollback(name)
+    registry.register(name, SPEC_A, {"mase": 1.0}, alias="champion")
+    # an unknown version is still mlflow's own not-found error (the API answers 404 on its code), not a RegistryError
+    with pytest.raises(MlflowException, match=r"version=99\) not found") as raised:
+        registry.promote(name, 99)
+    assert raised.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert registry.by_alias(name, "champion").version == 1

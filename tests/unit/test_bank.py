@@ -7,6 +7,7 @@ from intelligence.runtime.model_specs import model_factory, model_signature
 from intelligence.vocabulary import SeriesKey
 from models import checkpoint
 from models.bank import ModelBank
+from models.kinds import ModelSpec
 
 KEY = SeriesKey.of("edge-1", "requests", {"namespace": "iot", "workload": "ingest"})
 
@@ -85,9 +86,93 @@ def test_the_checkpoint_writer_never_blocks_and_keeps_the_newest_snapshot(tmp_pa
     assert writing.wait(10)  # the first write is in progress, held by the gate
     writer.submit({"series": {"n": 2}, "fleets": {}})  # returns at once
     writer.submit({"series": {"n": 3}, "fleets": {}})  # replaces the waiting one
+    assert writer.written == 0  # the submits returned while the first write was still held
     assert writer.skipped == 1
     gate.set()
     assert writer.flush(10)
     writer.close(10)
     assert checkpoint.load(path, {"v": 1}) == {"series": {"n": 3}, "fleets": {}}
     assert writer.written == 2
+
+
+# -- a challenger's fleet adopted from the shadow bank -----------------------------------------
+CHAMPION = ModelSpec.of("seasonal_ar", "record_ratio", {"step_seconds": 300.0, "horizon": 6}, {})
+CHALLENGER = ModelSpec.of("seasonal_ar", "record_ratio", {"step_seconds": 300.0, "horizon": 6, "p": 4}, {})
+REQUESTS = [SeriesKey.of("edge-1", "requests", {"namespace": "iot", "workload": w}) for w in ("ingest", "api")]
+CPU = SeriesKey.of("edge-1", "cpu", {"namespace": "iot", "workload": "ingest"})
+
+
+def banks(
+    shadow_keys: list[SeriesKey], shadow_spec: ModelSpec = CHALLENGER
+) -> tuple[ModelBank, ModelBank, dict[str, ModelSpec]]:
+    """A champion bank (every series) and a shadow bank (``shadow_keys``), both fed 300 samples of each."""
+    active: dict[str, ModelSpec] = {}  # the signal's champion, read at every build (like the service's factory)
+    champion = ModelBank(lambda k: active.get(k.signal, CHAMPION))
+    shadow = ModelBank(lambda k: shadow_spec)
+    t, y = series(300)
+    champion.observe_many([(k, t, y + i) for i, k in enumerate([*REQUESTS, CPU])])
+    shadow.observe_many([(k, t, y + i) for i, k in enumerate(shadow_keys)])
+    return champion, shadow, active
+
+
+def forecasts(bank: ModelBank, keys: list[SeriesKey]) -> list[tuple[float, ...] | None]:
+    return [None if (fc := bank.forecast(k, 6, 300.0)) is None else fc.point for k in keys]
+
+
+def state(bank: ModelBank) -> tuple:
+    """What adopt may change: the series, which fleet object holds each spec, what they forecast."""
+    keys = [*REQUESTS, CPU]
+    return sorted(bank.series_keys()), {spec: id(f) for spec, f in bank.fleets.items()}, forecasts(bank, keys)
+
+
+def test_adopt_moves_the_challengers_fleet_with_what_it_learnt():
+    champion, shadow, active = banks(REQUESTS)
+    fleet = shadow.fleets[CHALLENGER]
+    learnt_in_shadow, cpu_before = forecasts(shadow, REQUESTS), forecasts(champion, [CPU])
+    active["requests"] = CHALLENGER
+    assert champion.adopt(shadow, CHALLENGER, "requests")
+    assert champion.fleets[CHALLENGER] is fleet
+    assert CHALLENGER not in shadow.fleets
+    assert shadow.series_keys() == []
+    assert list(champion.fleets[CHAMPION].slots) == [CPU]  # the old champion's series of the signal are gone
+    assert forecasts(champion, REQUESTS) == learnt_in_shadow  # no cold start
+    assert forecasts(champion, [CPU]) == cpu_before  # other signals untouched
+    t, y = series(1, start=300 * 300.0)
+    champion.observe_many([(k, t, y) for k in REQUESTS])  # the next samples are learnt by the adopted fleet
+    assert [int(fleet.stats["learnt"][fleet.slots[k]]) for k in REQUESTS] == [301, 301]
+    assert len(champion) == 3
+
+
+def test_adopt_drops_what_the_source_still_holds_of_the_signal():
+    champion, shadow, _ = banks(REQUESTS)
+    stray = SeriesKey.of("edge-2", "requests", {"namespace": "iot", "workload": "ingest"})
+    shadow.factory = lambda k: CHAMPION  # the source holds this series of the signal in another fleet
+    shadow.observe(stray, *series(10))
+    assert champion.adopt(shadow, CHALLENGER, "requests")
+    assert shadow.series_keys() == []
+    assert stray not in champion.series_keys()
+
+
+def test_after_adopt_the_source_runs_a_next_challenger_of_the_signal_on_its_own_spec():
+    champion, shadow, _ = banks(REQUESTS)
+    assert champion.adopt(shadow, CHALLENGER, "requests")
+    following = ModelSpec.of("seasonal_ar", "record_ratio", {"step_seconds": 300.0, "horizon": 6, "p": 8}, {})
+    shadow.factory = lambda k: following
+    shadow.observe(REQUESTS[0], *series(10, start=300 * 300.0))
+    assert list(shadow.fleets) == [following]  # not a stale route to the adopted spec
+
+
+@pytest.mark.parametrize(
+    ("shadow_keys", "shadow_spec", "adopted"),
+    [
+        pytest.param(REQUESTS, CHALLENGER, CHAMPION, id="the source has no fleet for the spec"),
+        pytest.param([*REQUESTS, CPU], CHALLENGER, CHALLENGER, id="the source's fleet holds another signal"),
+        pytest.param(REQUESTS, CHAMPION, CHAMPION, id="this bank has a fleet for the spec"),
+    ],
+)
+def test_adopt_refuses_and_changes_nothing(shadow_keys, shadow_spec, adopted):
+    champion, shadow, _ = banks(shadow_keys, shadow_spec)
+    before, shadow_before = state(champion), state(shadow)
+    assert not champion.adopt(shadow, adopted, "requests")
+    assert state(champion) == before
+    assert state(shadow) == shadow_before

@@ -9,6 +9,7 @@ import pytest
 
 from intelligence.vocabulary import AnomalyScore, SeriesKey
 from models.bank import ModelBank
+from models.base import Expectation
 from models.fleet import Fleet, ForecastRows, ScoreRows
 from models.kinds import ModelSpec
 from models.record_ratio import RecordRatio
@@ -33,24 +34,43 @@ def fleet() -> Fleet:
     return Fleet(f, d, SPEC.forecaster, SPEC.detector)
 
 
+def as_in_a_reason(expected: Expectation | None) -> tuple[float | None, float | None, float | None]:
+    """(expected, lower, upper) as a score's reason holds them: None where unknown."""
+    if expected is None:
+        return None, None, None
+    value, lower, upper = (None if math.isnan(v) else v for v in (expected.value, expected.lower, expected.upper))
+    return value, lower, upper
+
+
 def test_a_fleet_computes_exactly_what_single_series_models_compute():
+    """Every score, every expectation behind it and the final forecasts: bit for bit, no tolerance."""
     series = {key(f"w{i}"): daily(700, seed=i, level=20.0 * (i + 1)) for i in range(3)}
     many = fleet()
+    together: dict[SeriesKey, list[tuple]] = {k: [] for k in series}
     for r in range(0, 700, 50):  # pulls of 50 samples: rounds inside each pull
-        many.observe([(k, t[r : r + 50], y[r : r + 50]) for k, (t, y) in series.items()])
+        for s in many.observe([(k, t[r : r + 50], y[r : r + 50]) for k, (t, y) in series.items()]):
+            together[s.key].append((s.timestamp, s.score, s.reason.expected, s.reason.lower, s.reason.upper))
     rows = many.forecast(list(series), 6, STEP, 0.9)
     assert rows is not None
-    for i, (t, y) in enumerate(series.values()):
+    assert rows.keys == list(series)
+    for i, (k, (t, y)) in enumerate(series.items()):
         alone, detector = SeasonalAR(step_seconds=STEP, horizon=6), RecordRatio()
-        scores = []
+        one_by_one = []
         for ti, yi in zip(t.tolist(), y.tolist(), strict=True):
             expected = alone.expect(ti)
-            scores.append(detector.score_one(ti, yi, expected)[0])
+            score = detector.score_one(ti, yi, expected)[0]
+            one_by_one.append((ti, score, *as_in_a_reason(expected)))
             detector.learn_one(ti, yi, expected)
             alone.learn_one(ti, yi)
-        np.testing.assert_allclose(rows.point[i], alone.forecast(6).point, rtol=1e-12)
-        np.testing.assert_allclose(rows.upper[i], alone.forecast(6).upper, rtol=1e-12)
-    assert math.isfinite(scores[-1])
+        assert len(together[k]) == 700
+        assert together[k] == one_by_one
+        assert sum(score > 0 for _, score, *_ in one_by_one) > 100  # the detector is past its warm-up: scores differ
+        assert sum(lower is not None for _, _, _, lower, _ in one_by_one) > 600  # and most samples had a band
+        fc = alone.forecast(6)
+        np.testing.assert_array_equal(rows.point[i], fc.point)
+        np.testing.assert_array_equal(rows.lower[i], fc.lower)
+        np.testing.assert_array_equal(rows.upper[i], fc.upper)
+        assert np.isfinite(fc.lower).all()
 
 
 def test_duplicates_late_samples_and_nan_inside_a_pull_are_skipped():
@@ -93,6 +113,8 @@ def test_a_dropped_series_frees_its_slot_and_a_newcomer_starts_fresh():
     f.observe([(key("c", signal="cpu"), t[:5], y[:5])])  # another signal: no donor, fresh state
     assert f.slots[key("c", signal="cpu")] == 0  # the freed slot is reused
     assert f.stats["learnt"][0] == 5
+    assert f.forecaster.state_["n"][0] == 5  # the models' state too, not the 300 samples of "a"
+    assert f.detector.state_["n"][0] == 5
     rows = f.forecast([key("a"), key("b")], 6, STEP, 0.9)
     assert rows is not None
     assert rows.keys == [key("b")]
@@ -195,7 +217,18 @@ def test_a_bank_of_fleets_survives_a_checkpoint(tmp_path):
     assert isinstance(many[0], ForecastRows)
 
 
-@pytest.mark.parametrize("kind", [SeasonalAR, RecordRatio])
-def test_state_size_is_fixed_per_series(kind):
+@pytest.mark.parametrize(
+    ("kind", "learn"),
+    [(SeasonalAR, lambda m, t, y: m.learn_one(t, y)), (RecordRatio, lambda m, t, y: m.learn_one(t, y, None))],
+    ids=["seasonal_ar", "record_ratio"],
+)
+def test_state_size_is_fixed_per_series(kind, learn):
     model = kind()
-    assert 0 < model.bytes_per_series() < 16_384
+    size = model.bytes_per_series()
+    assert 0 < size < 16_384
+    t, y = daily(2000, seed=9)
+    for ti, yi in zip(t.tolist(), y.tolist(), strict=True):
+        learn(model, ti, yi)
+    state = model.ensure(1)
+    assert model.bytes_per_series() == size
+    assert sum(a.nbytes for a in state.arrays.values()) == state.capacity * size  # no growth with samples learnt

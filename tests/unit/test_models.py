@@ -1,4 +1,7 @@
-"""Properties every registered forecaster and detector must have (issue 4 grows this into the conformance suite)."""
+"""What the kinds must be good at beyond the conformance checks (tests/unit/test_conformance.py).
+
+Accuracy and calibration on a daily cycle, a spike flagged, clear errors for unknown kinds and params.
+"""
 
 import math
 

@@ -1,17 +1,12 @@
-"""Model tracking in MLflow: the only module that imports ``mlflow``.
+"""Registered models in MLflow: one per signal, each version a model spec, aliases for what runs.
 
-Logging never blocks the engine: calls enqueue, a worker thread delivers. When the
-tracking server is down or slow, what could not be logged stays queued (bounded)
-and :meth:`MlflowTracker.health` says so; it is delivered once the server is back.
+Calls are synchronous (start-up and API requests, never the engine loop).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import queue
 import tempfile
 import threading
 import time
@@ -19,190 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models.tracking.client import new_client, store_lock
+
 log = logging.getLogger(__name__)
 
-# An embedded SQLite store is created (and migrated) by its first client: the tracker's and the
-# registry's threads take turns on it rather than race. A tracking server needs no such care.
-_SQLITE_LOCK = threading.RLock()
-
-
-_IMPORT_LOCK = threading.Lock()
-
-
-def _import_mlflow() -> None:
-    """Import mlflow's parts once, from one thread at a time (concurrent first imports deadlock)."""
-    with _IMPORT_LOCK:
-        import mlflow.artifacts
-        import mlflow.entities
-        import mlflow.exceptions
-        import mlflow.tracking  # noqa: F401
-
-
-def _store_lock(uri: str) -> Any:
-    return _SQLITE_LOCK if uri.startswith("sqlite:") else _NoLock()
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class TrackerHealth:
-    state: str  # "starting", "ok", "degraded", "disabled"
-    detail: str = ""
-    queued: int = 0
-    run_id: str | None = None
-    tracking_uri: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Metrics:
-    values: dict[str, float]
-    step: int
-    timestamp_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Artifact:
-    path: Path  # a private copy, deleted once uploaded
-    artifact_path: str
-
-
-class MlflowTracker:
-    """One MLflow run per service start: params of the model kinds, live accuracy as metrics."""
-
-    def __init__(
-        self,
-        tracking_uri: str,
-        experiment: str,
-        run_name: str,
-        params: dict[str, Any],
-        tags: dict[str, str] | None = None,
-        timeout_seconds: float = 10.0,
-        max_queue: int = 10_000,
-        retry_seconds: float = 5.0,
-    ) -> None:
-        self.tracking_uri = tracking_uri
-        self.experiment = experiment
-        self.run_name = run_name
-        self.params = params
-        self.tags = tags or {}
-        self.timeout_seconds = timeout_seconds
-        self.retry_seconds = retry_seconds
-        self._queue: queue.Queue[_Metrics | _Artifact] = queue.Queue(maxsize=max_queue)
-        self._pending: list[_Metrics | _Artifact] = []
-        self._stop = threading.Event()
-        self._state = "starting"
-        self._detail = ""
-        self._run_id: str | None = None
-        self._thread = threading.Thread(target=self._work, name="mlflow-tracker", daemon=True)
-
-    # -- engine side (never blocks) ---------------------------------------------
-    def start(self) -> None:
-        self._thread.start()
-
-    def log_metrics(self, values: dict[str, float], step: int) -> None:
-        clean = {k: float(v) for k, v in values.items() if v == v}  # NaN is not logged
-        try:
-            self._queue.put_nowait(_Metrics(clean, step, int(time.time() * 1000)))
-        except queue.Full:
-            log.warning("MLflow queue full at %s: dropping metrics of step %d", self.tracking_uri, step)
-
-    def log_artifact(self, path: Path, artifact_path: str) -> None:
-        """Upload ``path`` (a copy the tracker may delete) to the run; queued like metrics."""
-        try:
-            self._queue.put_nowait(_Artifact(path, artifact_path))
-        except queue.Full:
-            log.warning("MLflow queue full at %s: not uploading %s", self.tracking_uri, path)
-            path.unlink(missing_ok=True)
-
-    def health(self) -> TrackerHealth:
-        return TrackerHealth(
-            self._state, self._detail, self._queue.qsize() + len(self._pending), self._run_id, self.tracking_uri
-        )
-
-    def close(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    # -- worker -----------------------------------------------------------------
-    def _client(self) -> Any:
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, self.timeout_seconds))))
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        _import_mlflow()
-        from mlflow.tracking import MlflowClient
-
-        return MlflowClient(tracking_uri=self.tracking_uri)
-
-    def _open_run(self, client: Any) -> str:
-        from mlflow.entities import Param
-
-        exp = client.get_experiment_by_name(self.experiment)
-        exp_id = exp.experiment_id if exp is not None else client.create_experiment(self.experiment)
-        run = client.create_run(exp_id, run_name=self.run_name, tags=self.tags)
-        params = [Param(k, str(v)[:6000]) for k, v in sorted(self.params.items())]
-        client.log_batch(run.info.run_id, params=params)
-        return str(run.info.run_id)
-
-    def _deliver(self, client: Any) -> None:
-        from mlflow.entities import Metric
-
-        while self._pending:
-            item = self._pending[0]
-            if isinstance(item, _Artifact):
-                if item.path.exists():
-                    client.log_artifact(self._run_id, str(item.path), item.artifact_path)
-                    item.path.unlink(missing_ok=True)
-                    with contextlib.suppress(OSError):
-                        item.path.parent.rmdir()  # the private folder of this copy
-            else:
-                metrics = [Metric(k, v, item.timestamp_ms, item.step) for k, v in item.values.items()]
-                client.log_batch(self._run_id, metrics=metrics)
-            self._pending.pop(0)
-
-    def _work(self) -> None:
-        client = None
-        while True:
-            stopping = self._stop.is_set()
-            while True:
-                try:
-                    self._pending.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                if client is None:
-                    client = self._client()
-                with _store_lock(self.tracking_uri):
-                    if self._run_id is None:
-                        self._run_id = self._open_run(client)
-                        log.info(
-                            "MLflow run %s in experiment %r at %s", self._run_id, self.experiment, self.tracking_uri
-                        )
-                    self._deliver(client)
-                if self._state != "ok":
-                    self._state, self._detail = "ok", ""
-                if stopping:
-                    client.set_terminated(self._run_id)
-                    return
-            except Exception as exc:  # noqa: BLE001 - any failure of the tracking server degrades, never kills
-                if self._state != "degraded":
-                    log.warning(
-                        "MLflow at %s unavailable, queueing (%d pending): %s",
-                        self.tracking_uri,
-                        len(self._pending),
-                        exc,
-                    )
-                self._state, self._detail = "degraded", f"{type(exc).__name__}: {exc}"[:300]
-                if stopping:
-                    return
-            self._stop.wait(self.retry_seconds if self._state == "degraded" else 0.5)
-
-
+# models:/ URIs resolve through mlflow's one global registry URI: set it and download under this lock.
 _REGISTRY_URI_LOCK = threading.Lock()
 
 
@@ -212,6 +28,8 @@ class RegistryError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ModelVersionInfo:
+    """One version of a registered model: its spec, its aliases and the accuracy measured for it."""
+
     name: str
     version: int
     aliases: tuple[str, ...]
@@ -228,7 +46,6 @@ class ModelRegistry:
     evaluated next to it. :meth:`promote` moves ``champion`` only when the challenger's
     error beats the champion's by ``margin`` and records the evidence on the version;
     :meth:`rollback` gives ``champion`` back to the previous champion.
-    Calls are synchronous (start-up and API requests, never the engine loop).
     """
 
     CHAMPION, CHALLENGER = "champion", "challenger"
@@ -241,12 +58,9 @@ class ModelRegistry:
 
     def _client(self) -> Any:
         if self._client_ is None:
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, self.timeout_seconds))))
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-            _import_mlflow()
-            from mlflow.tracking import MlflowClient
-
-            self._client_ = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            self._client_ = new_client(
+                self.tracking_uri, registry_uri=self.tracking_uri, timeout_seconds=self.timeout_seconds
+            )
         return self._client_
 
     def _artifact_location(self, experiment: str) -> str | None:
@@ -350,7 +164,7 @@ class ModelRegistry:
 
     def ensure_champion(self, name: str, spec: dict[str, Any]) -> ModelVersionInfo:
         """The champion of ``name``; on a first start (no champion yet) ``spec`` is registered as champion."""
-        with _store_lock(self.tracking_uri):
+        with store_lock(self.tracking_uri):
             found = self.by_alias(name, self.CHAMPION)
             return found if found is not None else self.register(name, spec, alias=self.CHAMPION)
 
@@ -416,48 +230,3 @@ class ModelRegistry:
         client.set_model_version_tag(name, previous, "icos.rollback_from", str(champion.version))
         log.info("rolled %s back from version %d to %s", name, champion.version, previous)
         return self.get(name, int(previous))
-
-
-def log_run(
-    tracking_uri: str, experiment: str, run_name: str, params: dict[str, Any], metrics: dict[str, float]
-) -> str:
-    """One finished run (e.g. a backtest) with its params and metrics; returns its id."""
-    _import_mlflow()
-    from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri)
-    with _store_lock(tracking_uri):
-        exp = client.get_experiment_by_name(experiment)
-        exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
-        run = client.create_run(exp_id, run_name=run_name)
-        now = int(time.time() * 1000)
-        client.log_batch(
-            run.info.run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v],
-            params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())],
-        )
-        client.set_terminated(run.info.run_id)
-    return str(run.info.run_id)
-
-
-def fetch_checkpoint(tracking_uri: str, experiment: str, name: str, destination: Path, runs: int = 20) -> str | None:
-    """Download the newest ``checkpoints/<name>`` uploaded by a service run of ``experiment``; returns its run id.
-
-    For a replica whose local state is gone (a new node, no volume): it resumes from MLflow.
-    """
-    _import_mlflow()
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return None
-    for run in client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=runs):
-        if any(f.path == f"checkpoints/{name}" for f in client.list_artifacts(run.info.run_id, "checkpoints")):
-            with tempfile.TemporaryDirectory() as tmp:
-                got = Path(client.download_artifacts(run.info.run_id, f"checkpoints/{name}", tmp))
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                got.replace(destination)
-            return str(run.info.run_id)
-    return None

@@ -1,0 +1,84 @@
+"""A forecaster's band per step ahead, tracked online from the errors of its own past forecasts.
+
+The errors are normalised by the series' spread (so the band transfers between similar
+series at a cold start). While a step ahead has fewer than ``min_errors`` errors its
+edges are ``±z`` times the mean |error| (``z`` the normal quantile of the interval,
+widened by a quarter); then each error nudges each edge towards its quantile
+(stochastic quantile tracking, with a step of ``rate`` times the mean |error|). No ring
+of past errors: three numbers per step ahead and series.
+
+The state lives in its owner's slot arrays (see :mod:`models.slots`); :class:`StepAheadBand`
+is the arithmetic over it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtri
+
+from models.slots import FieldSpec, Index, SlotArrays
+
+
+@dataclass(frozen=True, slots=True)
+class StepAheadBand:
+    """Band edges for ``horizon`` steps ahead, in units of the series' spread.
+
+    >>> from models.slots import SLOT0
+    >>> band = StepAheadBand(horizon=1, interval=0.8, rate=0.3, min_errors=5)
+    >>> state = SlotArrays(band.fields(), capacity=1)
+    >>> for e in np.random.default_rng(0).normal(0.0, 1.0, 5000):  # errors of N(0, 1): edges near -1.28, 1.28
+    ...     band.track(state, SLOT0, np.array([[e]]), np.array([[True]]))
+    >>> lo, hi = band.offsets(state, SLOT0, 1, scale=np.ones((1, 1)))
+    >>> bool(-1.5 < lo[0, 0] < -1.1 and 1.1 < hi[0, 0] < 1.5)
+    True
+    """
+
+    horizon: int
+    interval: float  # the share of samples the band should hold
+    rate: float  # step of the quantile tracking, in mean |error|
+    min_errors: int  # errors a step ahead needs before its band is known
+
+    def fields(self) -> dict[str, FieldSpec]:
+        """The per-series state: edges, error count and mean |error| per step ahead."""
+        h, f8 = self.horizon, np.float64
+        return {
+            "q": FieldSpec((h, 2), f8, 0.0),  # band edges per step ahead, in units of spread
+            "err_n": FieldSpec((h,), f8, 0.0),
+            "err_abs": FieldSpec((h,), f8, 0.0),  # mean |normalised error| per step ahead
+        }
+
+    def track(self, s: SlotArrays, idx: Index, e: np.ndarray, valid: np.ndarray) -> None:
+        """Learn the normalised errors ``e`` ``[series, step ahead]`` where ``valid`` (0 elsewhere)."""
+        n, mean_abs = s["err_n"][idx], s["err_abs"][idx]
+        mean_abs = np.where(valid, mean_abs + (np.abs(e) - mean_abs) * np.maximum(1.0 / (n + 1.0), 0.01), mean_abs)
+        tail = (1.0 - self.interval) / 2.0
+        q = s["q"][idx]
+        warm = n < self.min_errors
+        z = float(ndtri(1.0 - tail)) * 1.25  # normal quantile from the mean |error|
+        lr = self.rate * np.maximum(mean_abs, 1e-9)
+        lo = np.where(warm, -z * mean_abs, q[:, :, 0] + lr * (tail - (e < q[:, :, 0])))
+        hi = np.where(warm, z * mean_abs, q[:, :, 1] + lr * ((e > q[:, :, 1]) - tail))
+        q[:, :, 0] = np.where(valid, lo, q[:, :, 0])
+        q[:, :, 1] = np.where(valid, hi, q[:, :, 1])
+        s["q"][idx] = q
+        s["err_n"][idx], s["err_abs"][idx] = n + valid, mean_abs
+
+    def offsets(
+        self, s: SlotArrays, slots: np.ndarray, horizon: int, scale: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Offsets ``[len(slots), horizon]`` to add to the point forecasts, times ``scale`` ``[len(slots), 1]``.
+
+        NaN while too few errors; beyond the tracked horizon the last band widens with sqrt(h).
+        """
+        used = min(horizon, self.horizon)
+        ok = s["err_n"][slots, :used] >= self.min_errors
+        q = s["q"][slots, :used]
+        lo = np.where(ok, q[:, :, 0] * scale, np.nan)
+        hi = np.where(ok, q[:, :, 1] * scale, np.nan)
+        if horizon > used:
+            widen = np.sqrt(np.arange(used + 1, horizon + 1) / used)
+            lo = np.concatenate([lo, lo[:, -1:] * widen], axis=1)
+            hi = np.concatenate([hi, hi[:, -1:] * widen], axis=1)
+        return lo, hi
