@@ -3,9 +3,9 @@
 A trace of request rates (one column per Knative service) goes through the live
 pipeline, strictly online: the default forecaster learns each sample as the engine does
 (through a :class:`~models.bank.ModelBank`) and forecasts ``horizon`` steps from it; the
-decider (:func:`~intelligence.decider.decide_knative_floor`) turns the forecast into a
+decider (:func:`~intelligence.decisions.knative_floor.decide_knative_floor`) turns the forecast into a
 min-scale, fed back as the :class:`FloorState` after every recommendation as the
-actuator does in enact mode. The simulated KPA (:mod:`intelligence.autoscaling_sim`)
+actuator does in enact mode. The simulated KPA (:mod:`intelligence.evaluation.kpa`)
 then serves the same load twice: with min-scale driven by those decisions (predictive)
 and with the static bounds only (reactive). The first ``warmup_days`` teach the models
 and settle both autoscalers; both arms are reported over the same span after it.

@@ -84,7 +84,7 @@ class PlacementScorePolicy(_Group):
 
 
 class SafetyEnvelope(_Group):
-    """Applied again by the actuator to every action, whatever the decider said (also: POST /v1/actuator/kill)."""
+    """Applied again by the actuator to every action, whatever the decider said (kill switch: also the API)."""
 
     max_step: int = Field(default=_ENVELOPE.max_step, ge=1)
     min_change: int = Field(default=_ENVELOPE.min_change, ge=1)

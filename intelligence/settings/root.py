@@ -1,12 +1,13 @@
 """Service settings: one typed object, grouped, loaded from YAML with environment overrides.
 
-Precedence (highest first): environment variables ``ICOS_<GROUP>__<KEY>``, the YAML
-file given with ``--config``, then the defaults below. Every default explains
+Precedence (highest first): command-line options, environment variables
+``ICOS_<GROUP>__<KEY>``, the YAML file given with ``--config``, then the defaults. Every default explains
 itself; an empty ``clusters`` list selects the embedded simulated continuum.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment overrides the YAML file (passed as init values).
-        return env_settings, init_settings
+        # Command-line options over the environment over the YAML file (passed as init values).
+        return _CommandLine(settings_cls), env_settings, init_settings
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
@@ -83,8 +84,35 @@ class Settings(BaseSettings):
         return self.mlflow.tracking_uri or f"sqlite:///{(self.storage.state_dir / 'mlflow.db').resolve()}"
 
 
+_COMMAND_LINE: ContextVar[dict[str, Any] | None] = ContextVar("icos_command_line_settings", default=None)
+
+
+class _CommandLine(PydanticBaseSettingsSource):
+    """The options given on the command line (``load_settings(**overrides)``): the highest priority."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ hands over the whole tree
+
+    def __call__(self) -> dict[str, Any]:
+        return _COMMAND_LINE.get() or {}
+
+
+def _nested(dotted: dict[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key, value in dotted.items():
+        if value is None:
+            continue
+        node = tree
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
 def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
-    """Load settings from an optional YAML file, the environment and ``overrides``.
+    """Load settings: ``overrides`` (dotted keys, e.g. ``api.port``: the command line) over the environment
+    (``ICOS_<GROUP>__<KEY>``) over the optional YAML file over the defaults.
 
     Raises :class:`ConfigError` with one message per problem.
     """
@@ -106,15 +134,10 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
         if not isinstance(loaded, dict):
             raise ConfigError(source, [f"the top level must be a mapping of groups, got {type(loaded).__name__}"])
         data = loaded
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+    token = _COMMAND_LINE.set(_nested(overrides))
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(source, [describe(e) for e in exc.errors()]) from exc
+    finally:
+        _COMMAND_LINE.reset(token)

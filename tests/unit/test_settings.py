@@ -40,6 +40,14 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
     assert s.policy.mode is Mode.OBSERVE
 
 
+def test_command_line_options_override_the_environment(tmp_path, monkeypatch):
+    path = write(tmp_path, "api:\n  port: 9001\n  host: 127.0.0.2\n")
+    monkeypatch.setenv("ICOS_API__PORT", "9002")
+    monkeypatch.setenv("ICOS_STORAGE__STATE_DIR", "/from/env")
+    s = load_settings(path, **{"api.port": 9003, "storage.state_dir": None})  # None: the option was not given
+    assert (s.api.port, s.api.host, str(s.storage.state_dir)) == (9003, "127.0.0.2", "/from/env")
+
+
 def test_every_problem_is_reported_with_its_key_and_value(tmp_path):
     path = write(
         tmp_path,
