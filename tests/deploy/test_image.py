@@ -112,9 +112,8 @@ def test_the_service_runs_read_only_as_a_pod_would_and_stops_on_sigterm(service:
     container.signal(signal.SIGTERM)
     code = container.wait()
     output = container.output()
-    print(
-        f"start to ready {ready_seconds:.1f} s, SIGTERM to exit {time.monotonic() - stopping:.1f} s, peak RSS {peak_rss}"
-    )
+    stopped_seconds = time.monotonic() - stopping
+    print(f"start to ready {ready_seconds:.1f} s, SIGTERM to exit {stopped_seconds:.1f} s, peak RSS {peak_rss}")
     assert code == 0, output
     assert "stopped; state saved" in output
     assert re.search(r"http://0\.0\.0\.0:\d+/healthz", output)  # the entry point listens on every interface
