@@ -115,7 +115,8 @@ $(IMAGE_CACHE)/debian-py-bookworm.tar:
 # The image installs the runtime ones from here with --no-index.
 $(WHEELS)/.downloaded: requirements.lock | $(VENV)/.installed
 	mkdir -p $(WHEELS)
-	set -o pipefail; $(BIN)/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d $(WHEELS) \
+	@echo "pip download: the wheels of requirements.lock for CPython 3.11, manylinux x86_64 -> $(WHEELS)"
+	@set -o pipefail; $(BIN)/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d $(WHEELS) \
 		--python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none $(WHEEL_PLATFORMS) \
 		-r requirements.lock "$(BUILD_REQUIRES)" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	test -n "$$(ls $(WHEELS)/numpy-*.whl)"
