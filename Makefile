@@ -94,7 +94,7 @@ $(POSTGRES):
 
 # The image, built with buildah (no Docker daemon needed). Layers are cached: after the first build, a change of
 # the sources rebuilds one small layer (about 10 s), a change of requirements.lock the dependencies' layer.
-image: image-tools $(WHEELS)/.downloaded image-base
+image: image-tools $(WHEELS)/.downloaded $(IMAGE_CACHE)/runtime.txt image-base
 	buildah bud --isolation chroot --layers --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$(VERSION) \
 		-t $(IMAGE) -f Containerfile .
 
@@ -110,6 +110,12 @@ $(IMAGE_CACHE)/debian-py-bookworm.tar:
 	mkdir -p $(IMAGE_CACHE)
 	mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates bookworm $@.part
 	mv $@.part $@
+
+# The runtime requirements of pyproject.toml ([project] dependencies), apart: the image's dependency layer is keyed
+# on them and the lock, not on the rest of pyproject.toml.
+$(IMAGE_CACHE)/runtime.txt: pyproject.toml | $(VENV)/.installed
+	mkdir -p $(IMAGE_CACHE)
+	$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > $@
 
 # The wheels of requirements.lock for the image (downloaded once; a new lock fetches only what changed).
 # The image installs the runtime ones from here with --no-index.
