@@ -108,7 +108,7 @@ endif
 
 $(IMAGE_CACHE)/debian-py-bookworm.tar:
 	mkdir -p $(IMAGE_CACHE)
-	mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates bookworm $@.part
+	mmdebstrap --quiet --format=tar --variant=minbase --include=python3,python3-venv,ca-certificates bookworm $@.part
 	mv $@.part $@
 
 # The runtime requirements of pyproject.toml ([project] dependencies), apart: the image's dependency layer is keyed
