@@ -21,16 +21,17 @@ from intelligence.actuation.adapters.base import AdapterError, Applied, ClusterS
 from intelligence.actuation.enactment import ActuatorReport, Enactor
 from intelligence.decisions.outcomes import Decision, FloorState, Outcome
 from intelligence.decisions.policies import PolicyBook
+from intelligence.decisions.publication import Published
 from intelligence.storage.audit import QuietAuditLog
 from intelligence.storage.database import Database
+from intelligence.storage.decided import DecidedTargets
 from intelligence.storage.ledger import ActionLedger, ActionState
-from intelligence.storage.recommendations import RecommendationStore
+from intelligence.storage.recommendations import Change, RecommendationStore
 from intelligence.vocabulary import (
     Lever,
     Mode,
     Recommendation,
     RecommendationStatus,
-    WorkloadKind,
     WorkloadRef,
     recommendation_key,
 )
@@ -63,9 +64,11 @@ class Actuator:
         self.store = RecommendationStore(database)
         self.ledger = ActionLedger(database)
         self.audit = QuietAuditLog(database)
+        self.decided = DecidedTargets(database)
+        self.published: dict[tuple[WorkloadRef, Lever], Published] = self.decided.all()
         self.floors: dict[WorkloadRef, FloorState] = {}
         self.scores = ScoresState()
-        self._extended: dict[WorkloadRef, datetime] = {}
+        self._extended: dict[tuple[WorkloadRef, Lever], datetime] = {}
         self.enactor = (
             Enactor(handlers(kernel), self.ledger, self.store, self.audit, book, self.killed, self._enacted)
             if kernel is not None
@@ -76,22 +79,14 @@ class Actuator:
     # -- state ---------------------------------------------------------------------------------------
 
     def _restore_floors(self) -> None:
-        """Floors in force after a restart: enacted values (as the envelope let them through), else recommended."""
-        enacted = self.store.find(status=RecommendationStatus.ENACTED, limit=10_000)
-        open_ = self.store.find(status=RecommendationStatus.OPEN, limit=10_000)
-        in_force = {a.recommendation_id: a for a in self.ledger.find(ActionState.ENACTED, limit=10_000)}
-        for stored in sorted([*enacted, *open_], key=lambda s: s.id):
-            rec = stored.recommendation
-            if not rec.lever.scales:
-                continue
-            value = int(rec.value)
-            if stored.status is RecommendationStatus.ENACTED:
-                action = in_force.get(stored.id)
-                if action is not None:
-                    value = int(action.params[action.lever.param])
-            elif self.book.for_workload(rec.target).mode is Mode.ENACT:
-                continue  # recommended but not enacted: not in force
-            self.floors[rec.target] = FloorState(value, rec.created_at)
+        """Floors in force after a restart: the last enacted value where the workload is enacted on (the envelope
+        may have limited it), else the last published one."""
+        for (target, lever), state in self.published.items():
+            if lever.scales and self.book.for_workload(target).mode is not Mode.ENACT:
+                self.floors[target] = FloorState(int(state.value), state.changed_at)
+        for action in reversed(self.ledger.find(ActionState.ENACTED, limit=10_000)):  # oldest first: newest wins
+            if action.lever.scales and self.book.for_workload(action.target).mode is Mode.ENACT:
+                self.floors[action.target] = FloorState(int(action.params[action.lever.param]), action.updated_at)
 
     def _enacted(self, rec: Recommendation, value: Value, now: datetime) -> None:
         if rec.lever.scales:
@@ -115,23 +110,28 @@ class Actuator:
             mode = self.book.for_workload(d.target).mode
             if d.outcome is not Outcome.RECOMMEND or d.recommendation is None:
                 report.held += 1
-                if d.outcome is Outcome.HOLD and mode is not Mode.OBSERVE:
-                    self._keep_valid(d.target, now)
+                if d.outcome is Outcome.HOLD and d.lever is not None and mode is not Mode.OBSERVE:
+                    self._keep_valid(d.target, d.lever, now)
                 continue
             rec = d.recommendation
             if mode is Mode.OBSERVE:
                 detail = {"target": str(rec.target), "summary": d.explanation.summary}
                 self.audit.record_once(("observed", rec.target), "observed", now, detail)
                 continue
-            rec_id, is_new = self.store.upsert(rec)
-            if is_new:
-                report.new += 1
-                log.info("recommendation %d for %s: %s", rec_id, rec.target, d.explanation.summary)
+            rec_id, change = self.store.publish(rec)
+            if change is Change.REFRESHED:
+                report.refreshed += 1
+            else:
+                report.new += change is Change.OPENED
+                report.revised += change is Change.REVISED
+                log.info("recommendation %d (%s) for %s: %s", rec_id, change.value, rec.target, d.explanation.summary)
+                key = (rec.target, rec.lever)
+                self.published[key] = self.decided.record(
+                    rec.target, rec.lever, rec.value, now, self.published.get(key)
+                )
                 if mode is not Mode.ENACT and rec.lever.scales:
                     self.floors[rec.target] = FloorState(int(rec.value), now)
-            else:
-                report.refreshed += 1
-            self._extended[rec.target] = now
+            self._extended[(rec.target, rec.lever)] = now
             if mode is Mode.ENACT and self.enactor is not None:
                 self.enactor.enact(rec_id, rec, now, report)
         if self.enactor is not None:
@@ -141,15 +141,13 @@ class Actuator:
         self.store.expire(now)
         return report
 
-    def _keep_valid(self, target: WorkloadRef, now: datetime) -> None:
-        """The floor still fits the forecast: its open recommendation stays valid (written at most every ttl/4)."""
-        last = self._extended.get(target)
+    def _keep_valid(self, target: WorkloadRef, lever: Lever, now: datetime) -> None:
+        """What was published still stands: its open recommendation stays valid (written at most every ttl/4)."""
+        last = self._extended.get((target, lever))
         if last is not None and now - last < self.ttl / 4:
             return
-        deployment = self.book.for_workload(target).kind is WorkloadKind.DEPLOYMENT
-        lever = Lever.REPLICAS if deployment else Lever.KNATIVE_FLOOR
         self.store.extend(recommendation_key(target, lever), now, now + self.ttl)
-        self._extended[target] = now
+        self._extended[(target, lever)] = now
 
     def recover(self, now: datetime) -> int:
         """After a restart: settle the actions a crash left unfinished (see :meth:`Enactor.recover`)."""

@@ -32,6 +32,7 @@ RETRY_AFTER = timedelta(seconds=30)  # first retry; doubles
 @dataclass
 class ActuatorReport:
     new: int = 0
+    revised: int = 0
     refreshed: int = 0
     held: int = 0
     enacted: int = 0

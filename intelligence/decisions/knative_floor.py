@@ -30,7 +30,7 @@ def lead_steps(step_seconds: float, lead_seconds: float, horizon: int) -> int:
 
 
 def _hold(target: WorkloadRef, outcome: Outcome, summary: str, inputs: Mapping[str, object]) -> Decision:
-    return hold(target, outcome, summary, inputs, RULE_PREDICTIVE_FLOOR)
+    return hold(target, outcome, summary, inputs, RULE_PREDICTIVE_FLOOR, lever=Lever.KNATIVE_FLOOR)
 
 
 def decide_knative_floor(

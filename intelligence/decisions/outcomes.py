@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from intelligence.vocabulary import Explanation, Recommendation, WorkloadRef
+from intelligence.vocabulary import Explanation, Lever, Recommendation, WorkloadRef
 
 
 class Outcome(enum.StrEnum):
@@ -32,6 +32,12 @@ class Decision:
     outcome: Outcome
     explanation: Explanation
     recommendation: Recommendation | None = None
+    lever: Lever | None = None  # what a hold keeps as it is (the recommendation's lever otherwise)
+
+    @property
+    def about(self) -> Lever | None:
+        """The lever this decision is about, if any."""
+        return self.recommendation.lever if self.recommendation is not None else self.lever
 
 
 def hold(
@@ -41,6 +47,7 @@ def hold(
     inputs: Mapping[str, object],
     rule: str,
     rejected: tuple[str, ...] = (),
+    lever: Lever | None = None,
 ) -> Decision:
     """A decision to do nothing, with its explanation (the inputs are copied: callers go on filling theirs)."""
-    return Decision(target, outcome, Explanation(rule, summary, dict(inputs), rejected))
+    return Decision(target, outcome, Explanation(rule, summary, dict(inputs), rejected), lever=lever)

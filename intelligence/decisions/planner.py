@@ -1,7 +1,9 @@
-"""Everything the decider decides in one step: Knative floors, moves, placement scores.
+"""Everything the decider decides in one step: Knative floors, moves, placement scores, then made calm.
 
 Pure: (inputs, policies, now) -> plan. No I/O, no clock reads; the engine gathers the
-inputs and the actuator acts on the plan.
+inputs (forecasts, the floors in force, the last published value of each target) and the
+actuator acts on the plan. Every decision passes :func:`~intelligence.decisions.publication.calm`
+before it is published, whatever the mode.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from intelligence.decisions.knative_floor import decide_knative_floor
 from intelligence.decisions.outcomes import Decision, FloorState
 from intelligence.decisions.placement import placement_scores
 from intelligence.decisions.policies import PolicyBook
+from intelligence.decisions.publication import Published, calm
 from intelligence.decisions.rescheduling import ClusterLoad, ClusterView, cluster_loads, decide_moves
 from intelligence.vocabulary import ActionKind, Forecast, Lever, WorkloadKind, WorkloadRef
 
@@ -25,6 +28,7 @@ class DecisionInputs:
     floors: Mapping[WorkloadRef, FloorState] = field(default_factory=dict)
     clusters: Sequence[ClusterView] = ()
     last_moved: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+    published: Mapping[tuple[WorkloadRef, Lever], Published] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +42,7 @@ def _as_deployment(decision: Decision) -> Decision:
     """A plain Deployment gets the same floor as replicas through its scale subresource."""
     rec = decision.recommendation
     if rec is None:
-        return decision
+        return replace(decision, lever=Lever.REPLICAS) if decision.lever is Lever.KNATIVE_FLOOR else decision
     kind = ActionKind.SCALE_OUT if rec.kind is ActionKind.SCALE_UP else ActionKind.SCALE_IN
     rec = replace(rec, kind=kind, lever=Lever.REPLICAS, params={"replicas": rec.params["min_scale"]})
     return replace(decision, recommendation=rec)
@@ -57,4 +61,8 @@ def plan(inputs: DecisionInputs, book: PolicyBook, now: datetime, ttl: timedelta
     resched = book.spec.reschedule
     loads = cluster_loads(inputs.clusters, inputs.load, resched.quantile)
     decisions += decide_moves(loads, book.for_workload, inputs.last_moved, resched, now, ttl)
-    return Plan(decisions, loads, placement_scores(loads))
+    envelope, dwell = book.spec.envelope, timedelta(minutes=resched.min_dwell_minutes)
+    calmed = [
+        calm(d, inputs.published.get((d.target, d.about)) if d.about else None, envelope, dwell, now) for d in decisions
+    ]
+    return Plan(calmed, loads, placement_scores(loads))

@@ -64,8 +64,8 @@ def _row(r: Any) -> ActionRow:
         direction=r["direction"],
         state=ActionState(r["state"]),
         attempts=r["attempts"],
-        created_at=aware(r["created_at"]),  # type: ignore[arg-type]
-        updated_at=aware(r["updated_at"]),  # type: ignore[arg-type]
+        created_at=aware(r["created_at"]),
+        updated_at=aware(r["updated_at"]),
         due_at=aware(r["due_at"]),
         detail=dict(r["detail"]),
     )
@@ -163,7 +163,7 @@ class ActionLedger:
         )
         with self.engine.connect() as conn:
             return [
-                EnactedAction(WorkloadRef(r.cluster, r.namespace, r.workload), aware(r.created_at), r.direction)  # type: ignore[arg-type]
+                EnactedAction(WorkloadRef(r.cluster, r.namespace, r.workload), aware(r.created_at), r.direction)
                 for r in conn.execute(query)
             ]
 
@@ -176,7 +176,7 @@ class ActionLedger:
             .group_by(actions.c.namespace, actions.c.workload)
         )
         with self.engine.connect() as conn:
-            return {(r[0], r[1]): aware(r[2]) for r in conn.execute(query)}  # type: ignore[misc]
+            return {(r[0], r[1]): aware(r[2]) for r in conn.execute(query)}
 
     def switch(self, name: str = KILL_SWITCH) -> tuple[bool, str]:
         with self.engine.connect() as conn:
