@@ -6,7 +6,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from intelligence.vocabulary import Explanation, Lever, Recommendation, WorkloadRef
 
@@ -16,14 +15,6 @@ class Outcome(enum.StrEnum):
     HOLD = "hold"
     INSUFFICIENT_DATA = "insufficient-data"
     TOO_UNCERTAIN = "too-uncertain"
-
-
-@dataclass(frozen=True, slots=True)
-class FloorState:
-    """The min-scale currently in force (or last recommended) for a Knative service."""
-
-    min_scale: int
-    changed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

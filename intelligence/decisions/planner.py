@@ -1,7 +1,7 @@
 """Everything the decider decides in one step: Knative floors, moves, placement scores, then made calm.
 
 Pure: (inputs, policies, now) -> plan. No I/O, no clock reads; the engine gathers the
-inputs (forecasts, the floors in force, the last published value of each target) and the
+inputs (forecasts, the clusters, the last published value of each target) and the
 actuator acts on the plan. Every decision passes :func:`~intelligence.decisions.publication.calm`
 before it is published, whatever the mode.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from intelligence.decisions.knative_floor import decide_knative_floor
-from intelligence.decisions.outcomes import Decision, FloorState
+from intelligence.decisions.outcomes import Decision
 from intelligence.decisions.placement import placement_scores
 from intelligence.decisions.policies import PolicyBook
 from intelligence.decisions.publication import Published, calm
@@ -25,7 +25,6 @@ from intelligence.vocabulary import ActionKind, Forecast, Lever, WorkloadKind, W
 class DecisionInputs:
     scaling: Sequence[Forecast]  # forecasts of the Knative scaling signal (request rate or concurrency)
     load: Sequence[Forecast]  # forecasts of the rescheduling signal (cores), fresh ones only
-    floors: Mapping[WorkloadRef, FloorState] = field(default_factory=dict)
     clusters: Sequence[ClusterView] = ()
     last_moved: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
     published: Mapping[tuple[WorkloadRef, Lever], Published] = field(default_factory=dict)
@@ -55,9 +54,9 @@ def plan(inputs: DecisionInputs, book: PolicyBook, now: datetime, ttl: timedelta
         wp = book.for_workload(target)
         if fc.key.signal != wp.knative.signal:
             continue
-        floor = inputs.floors.get(target, FloorState(wp.knative.min_scale))
-        decision = decide_knative_floor(fc, target, floor, wp.knative, now, ttl)
-        decisions.append(_as_deployment(decision) if wp.kind is WorkloadKind.DEPLOYMENT else decision)
+        lever = Lever.REPLICAS if wp.kind is WorkloadKind.DEPLOYMENT else Lever.KNATIVE_FLOOR
+        decision = decide_knative_floor(fc, target, inputs.published.get((target, lever)), wp.knative, now)
+        decisions.append(_as_deployment(decision) if lever is Lever.REPLICAS else decision)
     resched = book.spec.reschedule
     loads = cluster_loads(inputs.clusters, inputs.load, resched.quantile)
     decisions += decide_moves(loads, book.for_workload, inputs.last_moved, resched, now, ttl)

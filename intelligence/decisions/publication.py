@@ -1,16 +1,15 @@
 """A calm stream: what the decider publishes changes only when it is worth it, in every mode.
 
-The envelope's hysteresis applies to what is published, not only to what is enacted:
-a recommendation's value changes only when the decided value moves by at least
-``min_change`` and does not turn back on a change made less than ``reversal_minutes``
-ago; a move's destination is held for the dwell time. Pure: the last published value
-of each target (durable, see :mod:`intelligence.storage.decided`) is an input.
+Floors are pulses (see :mod:`intelligence.decisions.knative_floor`): a running pulse is
+extended or raised, never lowered, so nothing published ever turns back; a raise within
+a running pulse smaller than the envelope's ``min_change`` only extends it. A move's
+destination is held for the dwell time. Pure: the last published value of each target
+(durable, see :mod:`intelligence.storage.decided`) is an input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from intelligence.decisions.outcomes import Decision, Outcome, hold
@@ -21,12 +20,18 @@ RULE_CALM = "publication.calm"
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """What was last decided for one target and lever: its value, and how and when it last changed."""
+    """What was last decided for one target and lever: its value, how and when it last changed, until when."""
 
     value: int | str  # a pod count, or a cluster name
     direction: int  # of the last change: +1 up, -1 down, 0 a placement (or the first value)
     changed_at: datetime
     decided_at: datetime  # the last decision that confirmed it
+    until: datetime | None = None  # a floor's pulse ends then (None: a placement, which stays)
+
+    def running(self, now: datetime) -> bool:
+        """Whether it still holds at ``now``: a pulse ending now can still be extended (pulses end on a step,
+        where the next decision comes: a need that goes on continues the pulse instead of opening another)."""
+        return self.until is None or self.until >= now
 
 
 def direction(before: int | str | None, after: int | str) -> int:
@@ -42,9 +47,9 @@ def calm(
     dwell: timedelta,
     now: datetime,
 ) -> Decision:
-    """The decision as it may be published: as is, or held on the published value with the reason why."""
+    """The decision as it may be published: as is, turned into an extension, or held with the reason why."""
     rec = decision.recommendation
-    if rec is None or published is None or rec.value == published.value:
+    if rec is None or published is None or not published.running(now) or rec.value == published.value:
         return decision
     since = now - published.changed_at
     inputs: dict[str, object] = {
@@ -59,24 +64,15 @@ def calm(
                 f"keep {rec.target}'s destination {published.value} (chosen {since.total_seconds() / 60:.0f} min ago, "
                 f"dwell {dwell.total_seconds() / 60:g} min) rather than switch to {rec.value}"
             )
-            return _held(decision, why, inputs)
+            rejected = (*decision.explanation.rejected, f"{decision.explanation.summary} (held: {why})")
+            return hold(decision.target, Outcome.HOLD, why, inputs, RULE_CALM, rejected, rec.lever)
         return decision
-    change = int(rec.value) - int(published.value)
-    if abs(change) < envelope.min_change:
-        why = f"keep {published.value}: a change of {change:+d} is below min_change {envelope.min_change}"
-        return _held(decision, why, inputs)
-    turning = published.direction == -direction(int(published.value), int(rec.value))
-    if turning and since < timedelta(minutes=envelope.reversal_minutes):
-        ago = since.total_seconds() / 60
-        why = (
-            f"keep {published.value}: {rec.value} would reverse the change made {ago:.0f} min ago "
-            f"(reversal window {envelope.reversal_minutes:g} min)"
+    raise_by = int(rec.value) - int(published.value)
+    if raise_by < envelope.min_change:  # a pulse is never lowered; a small raise only extends it
+        extended = replace(rec, params={**rec.params, rec.lever.param: published.value}, in_force_at=None)
+        why = f"keep {published.value} (a change of {raise_by:+d} is below min_change {envelope.min_change})"
+        explanation = replace(
+            rec.explanation, rejected=(*rec.explanation.rejected, f"min-scale {rec.value}: {why}"), inputs=inputs
         )
-        return _held(decision, why, inputs)
+        return replace(decision, recommendation=replace(extended, explanation=explanation), explanation=explanation)
     return decision
-
-
-def _held(decision: Decision, why: str, inputs: Mapping[str, object]) -> Decision:
-    assert decision.recommendation is not None
-    rejected = (*decision.explanation.rejected, f"{decision.explanation.summary} (held: {why})")
-    return hold(decision.target, Outcome.HOLD, why, inputs, RULE_CALM, rejected, decision.recommendation.lever)
