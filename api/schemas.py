@@ -127,6 +127,9 @@ class RecommendationOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     valid_until: datetime | None
+    in_force_at: datetime | None = Field(
+        None, description="When the value is needed (a warm-up is written then); none: as soon as possible"
+    )
     explanation: ExplanationOut
 
     @classmethod
@@ -145,6 +148,7 @@ class RecommendationOut(BaseModel):
             created_at=r.created_at,
             updated_at=s.updated_at,
             valid_until=r.valid_until,
+            in_force_at=r.in_force_at,
             explanation=ExplanationOut(
                 rule=e.rule,
                 summary=e.summary,

@@ -157,7 +157,7 @@ class Engine:
         if self.shard_count > 1:
             # A replica sees only its shard's workloads: cluster loads would be partial, and a destination's
             # headroom over-stated. Moves and placement scores need every shard's forecasts (not yet).
-            return DecisionInputs(scaling, [], self.actuator.floors, published=self.actuator.published)
+            return DecisionInputs(scaling, [], published=self.actuator.published)
         resched = policies.reschedule
         load = fresh(self.forecasts.query(signal=resched.signal), now, 3 * self.step_seconds) if resched.enabled else []
         health = {h.cluster: h for h in result.health}
@@ -170,9 +170,7 @@ class Engine:
             known = self.clusters.get(name) or ClusterView(name, health[name].tier, 0.0)
             up = name not in health or health[name].state is not HealthState.DOWN
             clusters.append(replace(known, up=up, anomalous=name in anomalous))
-        return DecisionInputs(
-            scaling, load, self.actuator.floors, clusters, self.actuator.last_moved(), self.actuator.published
-        )
+        return DecisionInputs(scaling, load, clusters, self.actuator.last_moved(), self.actuator.published)
 
     def process(self, result: PullResult, now: float, started: float | None = None) -> StepReport:
         """Score, learn, forecast, decide and act on one pull's samples."""

@@ -34,6 +34,7 @@ class ActionState(enum.StrEnum):
     RETRY = "retry"  # a temporary error; tried again when due
     FAILED = "failed"  # a permanent error, or too many attempts
     ABANDONED = "abandoned"  # found as an intent after a crash, and not in force
+    RELEASED = "released"  # a floor whose pulse ended: back to the policy's min-scale (or a newer pulse took over)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,17 @@ class ActionLedger:
         query = sa.select(actions).order_by(actions.c.id.desc()).limit(limit)
         if states:
             query = query.where(actions.c.state.in_([s.value for s in states]))
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query).mappings().all()]
+
+    def enacted_floors(self) -> list[ActionRow]:
+        """Floors enacted and not yet released: the pulses that may be running, oldest first."""
+        query = (
+            sa.select(actions)
+            .where(actions.c.state == ActionState.ENACTED.value)
+            .where(actions.c.lever.in_([lever.value for lever in Lever if lever.scales]))
+            .order_by(actions.c.id)
+        )
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(query).mappings().all()]
 

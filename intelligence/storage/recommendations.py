@@ -42,6 +42,34 @@ class Revision:
     at: datetime
 
 
+def _current(dedup_key: str, now: datetime) -> sa.Select[Any]:
+    standing = [RecommendationStatus.APPROVED.value, RecommendationStatus.ENACTED.value]
+    return (
+        sa.select(recommendations.c.id, recommendations.c.params, recommendations.c.revision, recommendations.c.status)
+        .where(recommendations.c.dedup_key == dedup_key)
+        .where(
+            sa.or_(
+                recommendations.c.status.in_([RecommendationStatus.OPEN.value, *standing])
+                & (recommendations.c.valid_until.is_(None) | (recommendations.c.valid_until >= now)),
+            )
+        )
+        .order_by(recommendations.c.id.desc())
+        .limit(1)
+    )
+
+
+def _expired(now: datetime) -> sa.Update:
+    """Open recommendations whose validity is over become expired (a floor's pulse ending now can still be
+    extended by the decision of this step: see :meth:`~intelligence.decisions.publication.Published.running`)."""
+    return (
+        recommendations.update()
+        .where(recommendations.c.status == RecommendationStatus.OPEN.value)
+        .where(recommendations.c.valid_until.is_not(None))
+        .where(recommendations.c.valid_until < now)
+        .values(status=RecommendationStatus.EXPIRED.value, updated_at=now)
+    )
+
+
 class RecommendationStore:
     """Writes are transactions; one open recommendation per target and lever, revised in place."""
 
@@ -52,24 +80,26 @@ class RecommendationStore:
     def publish(self, rec: Recommendation) -> tuple[int, Change]:
         """Publish ``rec``: the open recommendation of its target and lever is updated in place, else opened.
 
-        The same value refreshes the open one (its validity and confidence); another value
-        revises it (revision + 1, the history kept, audited); none open: a new one, revision 1.
+        The same value refreshes the standing one (its validity and confidence: a pulse extended,
+        even once enacted); another value revises an open one in place (revision + 1, the history
+        kept, audited); otherwise (none standing, or an approved or enacted one that says
+        something else) a new one opens, revision 1.
         """
         now = rec.created_at
         params = jsonable(dict(rec.params))
         with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(recommendations.c.id, recommendations.c.params, recommendations.c.revision)
-                .where(recommendations.c.dedup_key == rec.dedup_key)
-                .where(recommendations.c.status == RecommendationStatus.OPEN.value)
-                .order_by(recommendations.c.id.desc())
-                .limit(1)
-            ).first()
+            conn.execute(_expired(now).where(recommendations.c.dedup_key == rec.dedup_key))  # its time is over
+            row = conn.execute(_current(rec.dedup_key, now)).first()
             if row is not None and row.params == params:
                 conn.execute(
                     recommendations.update()
                     .where(recommendations.c.id == row.id)
-                    .values(updated_at=now, valid_until=rec.valid_until, confidence=rec.confidence)
+                    .values(
+                        updated_at=now,
+                        valid_until=rec.valid_until,
+                        confidence=rec.confidence,
+                        in_force_at=rec.in_force_at,
+                    )
                 )
                 return int(row.id), Change.REFRESHED
             content = {
@@ -79,8 +109,9 @@ class RecommendationStore:
                 "explanation": jsonable(asdict(rec.explanation)),
                 "updated_at": now,
                 "valid_until": rec.valid_until,
+                "in_force_at": rec.in_force_at,
             }
-            if row is not None:
+            if row is not None and row.status == RecommendationStatus.OPEN.value:
                 rec_id, revision, change = int(row.id), int(row.revision) + 1, Change.REVISED
                 conn.execute(
                     recommendations.update().where(recommendations.c.id == rec_id).values(**content, revision=revision)
@@ -118,6 +149,13 @@ class RecommendationStore:
                 detail["previous"] = row.params
             write_audit(conn, now, "recommended" if change is Change.OPENED else "revised", detail, rec_id)
             return rec_id, change
+
+    def current(self, dedup_key: str, now: datetime) -> StoredRecommendation | None:
+        """The recommendation that stands for a target and lever: the open one, or one approved or enacted whose
+        validity runs (a floor's pulse)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_current(dedup_key, now)).first()
+        return self.get(int(row.id)) if row is not None else None
 
     def history(self, rec_id: int) -> list[Revision]:
         """Every value a recommendation had, oldest first."""
@@ -174,14 +212,7 @@ class RecommendationStore:
     def expire(self, now: datetime) -> int:
         """Mark open recommendations past their validity as expired."""
         with self.engine.begin() as conn:
-            result = conn.execute(
-                recommendations.update()
-                .where(recommendations.c.status == RecommendationStatus.OPEN.value)
-                .where(recommendations.c.valid_until.is_not(None))
-                .where(recommendations.c.valid_until < now)
-                .values(status=RecommendationStatus.EXPIRED.value, updated_at=now)
-            )
-            return int(result.rowcount or 0)
+            return int(conn.execute(_expired(now)).rowcount or 0)
 
     def find(
         self,
@@ -219,6 +250,7 @@ class RecommendationStore:
                 expected_effect=exp.get("expected_effect", ""),
             ),
             valid_until=aware(r["valid_until"]),
+            in_force_at=aware(r["in_force_at"]),
         )
         return StoredRecommendation(
             r["id"], RecommendationStatus(r["status"]), rec, aware(r["updated_at"]), r["revision"]

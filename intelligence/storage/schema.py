@@ -29,6 +29,7 @@ recommendations = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("valid_until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revision", sa.Integer, nullable=False, server_default="1"),  # 1, then +1 at every change in place
+    sa.Column("in_force_at", sa.DateTime(timezone=True), nullable=True),  # when the value is needed (None: now)
 )
 
 audit_log = sa.Table(
@@ -95,6 +96,7 @@ decided_targets = sa.Table(
     sa.Column("direction", sa.Integer, nullable=False),  # of the last change: +1, -1, or 0 (a placement)
     sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),  # last confirmed by a decision
+    sa.Column("until", sa.DateTime(timezone=True), nullable=True),  # a floor's pulse ends then
 )
 
 engine_state = sa.Table(

@@ -22,7 +22,7 @@ ICOS_INTEL = str(Path(sys.executable).with_name("icos-intel"))
 
 
 def get(url: str):
-    with urllib.request.urlopen(url, timeout=5) as resp:
+    with urllib.request.urlopen(url, timeout=30) as resp:
         return json.loads(resp.read())
 
 

@@ -92,13 +92,13 @@ def book(mode: Mode) -> PolicyBook:
     return PolicyBook(policy_spec(PolicySettings(mode=mode)))
 
 
-def test_actuator_restores_floors_and_needs_adapters_to_enact(store):
+def test_actuator_restores_what_it_published_and_needs_adapters_to_enact(store):
     actuator = Actuator(store.database, book(Mode.RECOMMEND), timedelta(hours=1))
     report = actuator.handle([Decision(TARGET, Outcome.RECOMMEND, rec(4).explanation, rec(4))], NOW)
     assert report.new == 1
-    assert actuator.floors[TARGET].min_scale == 4
+    assert actuator.published[(TARGET, Lever.KNATIVE_FLOOR)].value == 4
     again = Actuator(store.database, book(Mode.RECOMMEND), timedelta(hours=1))
-    assert again.floors[TARGET].min_scale == 4
+    assert again.published[(TARGET, Lever.KNATIVE_FLOOR)].value == 4
     with pytest.raises(ValueError, match="needs the Kubernetes adapters"):
         Actuator(store.database, book(Mode.ENACT), timedelta(hours=1))
 

@@ -1,5 +1,5 @@
-"""A calm, durable decision stream: recommendations revised in place with their history, the last decided
-value per target, the engine's last step, and anomaly events that survive restarts.
+"""A calm, durable decision stream: recommendations revised in place with their history (and the time their value
+is needed), the last decided value per target, the engine's last step, and anomaly events that survive restarts.
 
 Revision ID: 0003
 Revises: 0002
@@ -21,6 +21,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("recommendations") as batch:
         batch.add_column(sa.Column("revision", sa.Integer, nullable=False, server_default="1"))
+        batch.add_column(sa.Column("in_force_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "recommendation_revisions",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -42,6 +43,7 @@ def upgrade() -> None:
         sa.Column("direction", sa.Integer, nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_table(
         "engine_state",
@@ -84,6 +86,7 @@ def _backfill_decided_targets() -> None:
         sa.column("params", sa.JSON),
         sa.column("created_at", sa.DateTime(timezone=True)),
         sa.column("updated_at", sa.DateTime(timezone=True)),
+        sa.column("valid_until", sa.DateTime(timezone=True)),
     )
     actions = sa.table("actions", sa.column("recommendation_id"), sa.column("state"), sa.column("params", sa.JSON))
     targets = sa.table(
@@ -92,6 +95,7 @@ def _backfill_decided_targets() -> None:
         sa.column("value", sa.JSON),
         sa.column("changed_at", sa.DateTime(timezone=True)),
         sa.column("decided_at", sa.DateTime(timezone=True)),
+        sa.column("until", sa.DateTime(timezone=True)),
     )
     enacted = {
         r.recommendation_id: r.params
@@ -115,5 +119,6 @@ def _backfill_decided_targets() -> None:
                 direction=_DIRECTION.get(r.kind, 0),
                 changed_at=r.created_at,
                 decided_at=r.updated_at,
+                until=r.valid_until if lever != "placement" else None,
             )
         )
