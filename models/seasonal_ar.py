@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from models.base import Expectation, Params, PointForecast
+from models.recurrence import Recurrence
 from models.slots import SLOT0, FieldSpec, Index, Slotted, as_index, as_slots, one
 from models.step_ahead_band import StepAheadBand
 from models.surge import SurgeProfile
@@ -71,6 +72,7 @@ class SeasonalAR(Slotted, Params):
         surge_bins: int = 288,
         surge_rate: float = 0.05,
         surge_z: float = 2.5,
+        recurrence: bool = True,
     ) -> None:
         self.step_seconds = step_seconds
         self.horizon = horizon
@@ -90,6 +92,7 @@ class SeasonalAR(Slotted, Params):
         self.surge_bins = surge_bins
         self.surge_rate = surge_rate  # per day: the weight of today's surge at a time of day
         self.surge_z = surge_z
+        self.recurrence = recurrence  # the surge may come from the phase of a recurring period (timer-triggered load)
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -125,6 +128,8 @@ class SeasonalAR(Slotted, Params):
             "ph_min": FieldSpec((), f8, 0.0),
             "drifts": FieldSpec((), np.int64, 0),
             "surge": self._surge.field(),  # mean rise above the one-step forecast, by time of day
+            "surge_cost": FieldSpec((), np.float32, 0.0),  # recent cost of the time-of-day surge as a prediction
+            **self._recurrence.fields(),  # the load at each phase of candidate periods, and their recent cost
         }
 
     @property
@@ -134,6 +139,10 @@ class SeasonalAR(Slotted, Params):
     @property
     def _surge(self) -> SurgeProfile:
         return SurgeProfile(self.surge_bins, self.surge_rate, self.surge_z)
+
+    @property
+    def _recurrence(self) -> Recurrence:
+        return Recurrence()
 
     #: fields that mean the same for any series of the same kind (scale-free): cold start copies them
     TRANSFERABLE = ("day", "day_n", "week", "week_n", "w", "P", "q", "err_n", "err_abs", "ph_mean")
@@ -164,6 +173,8 @@ class SeasonalAR(Slotted, Params):
             s["step"][fs], s["y"][fs], s["n"][fs] = steps[first], y[first], 1
             self._remember(fs)
         gap = steps - s["step"][slots]
+        fresh = first | (gap > 0)
+        self._recurrence.learn(s, slots[fresh], steps[fresh], y[fresh])
         go = ~first & (gap > 0)
         if not go.all():
             slots, steps, y, gap = slots[go], steps[go], y[go], gap[go]
@@ -264,6 +275,12 @@ class SeasonalAR(Slotted, Params):
         if first.any():
             slots = as_slots(idx, len(steps))[first]
             raw = e[first, 0] * np.where(spread > 0, spread, 1.0)[first]  # in the series' own units
+            said = self._surge.above(s["surge"], slots, steps[first][:, None], s["seconds"][slots][:, None])[:, 0]
+            level = np.maximum(s["recurrence_level"][slots], 1e-9)
+            recurrence = self._recurrence
+            cost = (recurrence.miss_cost * np.maximum(raw - said, 0.0) + np.maximum(said - raw, 0.0)) / level
+            memory = recurrence.memory
+            s["surge_cost"][slots] = memory * s["surge_cost"][slots] + (1.0 - memory) * cost
             self._surge.learn(s["surge"], slots, steps[first], s["seconds"][slots], np.maximum(raw, 0.0))
             self._page_hinkley(slots, np.abs(e[first, 0]))
 
@@ -275,7 +292,11 @@ class SeasonalAR(Slotted, Params):
         ahead = s["step"][slots][:, None] + np.arange(1, horizon + 1)
         above = self._surge.above(s["surge"], slots, ahead, s["seconds"][slots][:, None])
         warm = (s["err_n"][slots, 0] >= self.min_errors)[:, None]
-        return np.where(warm, point + above, np.nan)
+        surge = np.where(warm, point + above, np.nan)
+        if self.recurrence:  # timer-triggered load: the phase of its period, where that has cost less lately
+            recurring = self._recurrence.cost(s, slots) < s["surge_cost"][slots]
+            surge = np.where(recurring[:, None], self._recurrence.predict(s, slots, s["step"][slots], horizon), surge)
+        return surge
 
     def _page_hinkley(self, slots: np.ndarray, err: np.ndarray) -> None:
         s = self._state()
