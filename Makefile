@@ -1,21 +1,23 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    the service on its embedded default (no cluster needed)
-#   make test   every test: lint, types, layering, unit, integration (real Prometheus x3, MLflow, PostgreSQL), e2e
+#   make test   every test: lint, types, layering, rules, unit, integration (real Prometheus x3, MLflow, PostgreSQL), e2e, the page in chromium
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PROM_DIR := .cache/prometheus
 PROM := $(PROM_DIR)/usr/bin/prometheus
+PROMTOOL := $(PROM_DIR)/usr/bin/promtool
 PG_BIN := /usr/lib/postgresql/15/bin
 POSTGRES := $(PG_BIN)/postgres
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint bench-replay lock clean
+.PHONY: run test lint stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint bench-replay bench-api lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/icos-intel run $(ARGS)
 
-test: $(VENV)/.installed $(PROM) $(POSTGRES) lint
+test: $(VENV)/.installed $(PROM) $(POSTGRES) $(CHROMIUM) lint
 	$(BIN)/python -m tests.stack up
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(BIN)/python -m tests.stack down; exit $$status
 
@@ -74,6 +76,11 @@ $(PROM):
 $(POSTGRES):
 	export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q postgresql-15 || (apt-get update -qq && apt-get install -y -q postgresql-15)
 	$(POSTGRES) --version
+
+# Debian's chromium for the page's browser tests (Playwright drives it; it cannot download its own builds here).
+$(CHROMIUM):
+	export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium || (apt-get update -qq && apt-get install -y -q chromium)
+	$(CHROMIUM) --version
 
 lock:
 	$(BIN)/python -m uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
