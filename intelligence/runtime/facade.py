@@ -19,7 +19,7 @@ from intelligence.runtime.health import ComponentHealth, EngineHealth, HealthRep
 from intelligence.runtime.service import Service
 from intelligence.storage.ledger import ActionRow
 from intelligence.storage.recommendations import StoredRecommendation
-from intelligence.vocabulary import AnomalyScore, ClusterHealth, Forecast, RecommendationStatus, utc_now
+from intelligence.vocabulary import AnomalyScore, ClusterHealth, Forecast, RecommendationStatus, redact_url, utc_now
 from models.bank import BankAccuracy
 
 
@@ -34,7 +34,7 @@ class ClusterRefused(Exception):
 @dataclass(frozen=True, slots=True)
 class ClusterInfo:
     health: ClusterHealth
-    url: str | None  # the metrics endpoint (None for the simulated continuum)
+    url: str | None  # the metrics endpoint, credentials masked (None for the simulated continuum)
     labels: dict[str, str]
     capacity_cores: float | None
 
@@ -122,7 +122,7 @@ class ServiceFacade:
         for h in self._service.engine.status.health:
             c = configured.get(h.cluster)
             out.append(
-                ClusterInfo(h, c.url if c else None, dict(c.labels) if c else {}, c.capacity_cores if c else None)
+                ClusterInfo(h, redact_url(c.url) if c else None, dict(c.labels) if c else {}, c.capacity_cores if c else None)
             )
         return out
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from intelligence.storage.audit import write_audit
 from intelligence.storage.database import Database, aware, jsonable
+from intelligence.storage.outbox import write_recommendation_event
 from intelligence.storage.schema import recommendations
 from intelligence.vocabulary import ActionKind, Explanation, Lever, Recommendation, RecommendationStatus, WorkloadRef
 
@@ -88,6 +89,7 @@ class RecommendationStore:
                 },
                 int(new_id),
             )
+            write_recommendation_event(conn, int(new_id), now, {"superseded": int(row.id) if row is not None else None})
             return int(new_id), True
 
     def extend(self, dedup_key: str, now: datetime, valid_until: datetime) -> bool:
@@ -124,6 +126,7 @@ class RecommendationStore:
                 return False
             if audit is not None:
                 write_audit(conn, now, status.value, audit, rec_id)
+            write_recommendation_event(conn, rec_id, now, audit)
             return True
 
     def expire(self, now: datetime) -> int:
@@ -135,8 +138,12 @@ class RecommendationStore:
                 .where(recommendations.c.valid_until.is_not(None))
                 .where(recommendations.c.valid_until < now)
                 .values(status=RecommendationStatus.EXPIRED.value, updated_at=now)
+                .returning(recommendations.c.id)
             )
-            return int(result.rowcount or 0)
+            expired = [int(r.id) for r in result]
+            for rec_id in expired:
+                write_recommendation_event(conn, rec_id, now, {"reason": "valid_until passed"})
+            return len(expired)
 
     def find(
         self,
