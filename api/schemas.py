@@ -1,4 +1,9 @@
-"""Response schemas: the HTTP contract. Domain types are converted here, never exposed."""
+"""Response schemas: the HTTP contract. Domain types are converted here, never exposed.
+
+Every value says its unit (``unit``: the signal's, from the settings); every time is UTC
+(``...Z``), on the service's clock: simulated in the embedded default, as the header
+``X-ICOS-Time-Basis`` and ``/healthz``'s ``time_basis`` say.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from intelligence.runtime.history import SeriesHistory
 from intelligence.storage.recommendations import StoredRecommendation
 from intelligence.vocabulary import AnomalyScore, Forecast
 
@@ -17,7 +23,11 @@ def _iso(ts: float) -> datetime:
 
 
 def _finite(v: float | None) -> float | None:
-    return v if v is not None and math.isfinite(v) else None
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+class ErrorOut(BaseModel):
+    detail: str | list[Any] = Field(description="What went wrong")
 
 
 class SeriesRef(BaseModel):
@@ -30,13 +40,17 @@ class SeriesRef(BaseModel):
 class ForecastPoint(BaseModel):
     timestamp: datetime
     step: int = Field(description="Steps ahead of the origin, from 1")
-    value: float
+    value: float | None = Field(description="The point forecast, in the series' unit (null: not a number)")
     lower: float | None = Field(None, description="Lower edge of the prediction band")
     upper: float | None = Field(None, description="Upper edge of the prediction band")
+    surge: float | None = Field(
+        None, description="What the Knative floor provisions for: the point plus recent sudden rises at that time"
+    )
 
 
 class ForecastOut(BaseModel):
     series: SeriesRef
+    unit: str = Field(description="Unit of every value, e.g. cores, bytes, requests/s ('' when not configured)")
     origin: datetime = Field(description="Time of the last sample the forecast was made from")
     step_seconds: float
     model: str
@@ -44,7 +58,7 @@ class ForecastOut(BaseModel):
     points: list[ForecastPoint]
 
     @classmethod
-    def of(cls, fc: Forecast) -> ForecastOut:
+    def of(cls, fc: Forecast, unit: str = "") -> ForecastOut:
         qs = list(fc.quantiles)
         lo = fc.quantiles[qs[0]] if qs else None
         hi = fc.quantiles[qs[-1]] if qs else None
@@ -52,19 +66,70 @@ class ForecastOut(BaseModel):
             ForecastPoint(
                 timestamp=_iso(t),
                 step=k + 1,
-                value=fc.point[k],
+                value=_finite(fc.point[k]),
                 lower=_finite(lo[k]) if lo else None,
                 upper=_finite(hi[k]) if hi else None,
+                surge=_finite(fc.surge[k]) if fc.surge else None,
             )
             for k, t in enumerate(fc.timestamps())
         ]
         return cls(
             series=series_ref(fc.key),
+            unit=unit,
             origin=_iso(fc.origin),
             step_seconds=fc.step_seconds,
             model=fc.model,
             interval=[qs[0], qs[-1]] if qs else None,
             points=points,
+        )
+
+
+class HorizonHistory(BaseModel):
+    horizon: int = Field(description="Steps ahead: each value was forecast this many steps before its time")
+    horizon_seconds: float
+    value: list[float | None]
+    lower: list[float | None]
+    upper: list[float | None]
+    mae: float | None = Field(description="Mean absolute error over the range, in the series' unit")
+    coverage: float | None = Field(description="Share of the samples inside the band, over the range")
+    scored: int = Field(description="Samples with both a value and a forecast in the range")
+
+
+class HistoryOut(BaseModel):
+    series: SeriesRef
+    unit: str
+    step_seconds: float
+    timestamps: list[datetime] = Field(description="Sample times in the range, ascending")
+    actual: list[float | None] = Field(description="What happened at each time (null: no sample)")
+    forecasts: list[HorizonHistory]
+
+    @classmethod
+    def of(cls, h: SeriesHistory, unit: str) -> HistoryOut:
+        def col(a: Any) -> list[float | None]:
+            return [_finite(v) for v in a.tolist()]
+
+        horizons = []
+        for horizon, (value, lower, upper) in h.forecasts.items():
+            acc = h.accuracy(horizon)
+            horizons.append(
+                HorizonHistory(
+                    horizon=horizon,
+                    horizon_seconds=horizon * h.step_seconds,
+                    value=col(value),
+                    lower=col(lower),
+                    upper=col(upper),
+                    mae=_finite(acc.mae),
+                    coverage=_finite(acc.coverage),
+                    scored=acc.scored,
+                )
+            )
+        return cls(
+            series=series_ref(h.key),
+            unit=unit,
+            step_seconds=h.step_seconds,
+            timestamps=[_iso(t) for t in h.timestamps.tolist()],
+            actual=col(h.actual),
+            forecasts=horizons,
         )
 
 
@@ -74,27 +139,29 @@ def series_ref(key: Any) -> SeriesRef:
 
 class AnomalyOut(BaseModel):
     series: SeriesRef
+    unit: str = Field(description="Unit of observed, expected, lower and upper")
     timestamp: datetime
-    score: float = Field(ge=0.0, le=1.0)
+    score: float = Field(ge=0.0, le=1.0, description="Anomaly score, higher is more anomalous (no unit)")
     model: str
-    observed: float
+    observed: float | None
     expected: float | None
     lower: float | None
     upper: float | None
     detail: str
 
     @classmethod
-    def of(cls, a: AnomalyScore) -> AnomalyOut:
+    def of(cls, a: AnomalyScore, unit: str = "") -> AnomalyOut:
         r = a.reason
         return cls(
             series=series_ref(a.key),
+            unit=unit,
             timestamp=_iso(a.timestamp),
             score=a.score,
             model=r.model,
-            observed=r.observed,
-            expected=r.expected,
-            lower=r.lower,
-            upper=r.upper,
+            observed=_finite(r.observed),
+            expected=_finite(r.expected),
+            lower=_finite(r.lower),
+            upper=_finite(r.upper),
             detail=r.detail,
         )
 
@@ -151,6 +218,14 @@ class RecommendationOut(BaseModel):
         )
 
 
+class AuditEntryOut(BaseModel):
+    id: int
+    at: datetime
+    event: str = Field(description="recommended, approved, rejected, enacted, failed, kill-switch-on, drained, ...")
+    recommendation_id: int | None
+    detail: dict[str, Any] = Field(description="What was decided or done, and by whom ('by': the caller's name)")
+
+
 class ClusterHealthOut(BaseModel):
     cluster: str
     tier: str
@@ -172,8 +247,18 @@ class ComponentHealth(BaseModel):
     detail: str = ""
 
 
+class ReadyOut(BaseModel):
+    ready: bool
+    reason: str
+    clusters: int
+    answering: int = Field(description="Clusters whose last pull got an answer (up, degraded or stale)")
+
+
 class HealthOut(BaseModel):
     status: str = Field(description="ok, degraded or starting")
+    time_basis: str = Field(
+        description="simulated (the embedded continuum: its clock runs faster than real time), replayed or real"
+    )
     mode: str
     embedded: bool
     engine: dict[str, Any]

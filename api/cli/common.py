@@ -50,3 +50,4 @@ def setup_logging(level: str) -> None:
         handler.addFilter(RedactingFilter())
     for noisy in ("uvicorn.access", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("icos.access").setLevel(logging.INFO)  # on, whatever the level: api.access_log turns it off

@@ -1,21 +1,79 @@
+"""``/v1/forecasts``: the latest forecast of every series, and past forecasts next to what happened."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from datetime import timedelta
 
-from api.deps import ServiceDep
-from api.schemas import ForecastOut
+from fastapi import APIRouter, HTTPException, Request, Response, status
+
+from api.deps import Limit, Name, Offset, ServiceDep, UtcTime
+from api.pagination import paged_response, set_page
+from api.schemas import ErrorOut, ForecastOut, HistoryOut
 
 router = APIRouter(prefix="/v1/forecasts", tags=["forecasts"])
 
 
-@router.get("", response_model=list[ForecastOut], summary="Latest forecast of every series, with its band")
+def _labels(namespace: str | None, workload: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("namespace", namespace), ("workload", workload)) if v is not None}
+
+
+@router.get(
+    "",
+    response_model=list[ForecastOut],
+    summary="Latest forecast of every series, with its band and surge, in series order",
+    responses=paged_response("The page of forecasts"),
+)
 def list_forecasts(
     service: ServiceDep,
-    cluster: str | None = None,
-    signal: str | None = None,
-    namespace: str | None = None,
-    workload: str | None = None,
-    limit: int = Query(500, ge=1, le=10_000),
+    request: Request,
+    response: Response,
+    cluster: Name = None,
+    signal: Name = None,
+    namespace: Name = None,
+    workload: Name = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[ForecastOut]:
-    labels = {k: v for k, v in (("namespace", namespace), ("workload", workload)) if v is not None}
-    return [ForecastOut.of(fc) for fc in service.forecasts(cluster, signal, **labels)[:limit]]
+    found = service.forecasts(cluster, signal, **_labels(namespace, workload))
+    page = found[offset : offset + limit]
+    set_page(response, request, len(found), offset, len(page))
+    units = service.units
+    return [ForecastOut.of(fc, units.get(fc.key.signal, "")) for fc in page]
+
+
+@router.get(
+    "/history",
+    response_model=list[HistoryOut],
+    summary="Past forecasts next to what happened, per series, over a time range (with the accuracy over it)",
+    responses={**paged_response("The page of series"), 422: {"model": ErrorOut, "description": "start after end"}},
+)
+def history(
+    service: ServiceDep,
+    request: Request,
+    response: Response,
+    cluster: Name = None,
+    signal: Name = None,
+    namespace: Name = None,
+    workload: Name = None,
+    start: UtcTime | None = None,
+    end: UtcTime | None = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> list[HistoryOut]:
+    """Kept in memory for the last ``history.keep_steps`` samples of each series; ``start`` defaults to that far
+    back from ``end``, ``end`` to the service's now plus the horizon."""
+    step = timedelta(seconds=service.step_seconds)
+    end = end or service.now() + service.horizon_steps * step
+    start = start or end - (service.horizon_steps + service.history_keep_steps) * step
+    if start > end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start is after end")
+    keys = service.history_keys(cluster, signal, **_labels(namespace, workload))
+    page = keys[offset : offset + limit]
+    set_page(response, request, len(keys), offset, len(page))
+    units = service.units
+    out = []
+    for key in page:
+        found = service.forecast_history(key, start.timestamp(), end.timestamp())
+        if found is not None:
+            out.append(HistoryOut.of(found, units.get(key.signal, "")))
+    return out

@@ -40,13 +40,18 @@ class ApiSettings(_Group):
     access_log: bool = True  # one line per request on the logger icos.access (never a token)
 
 
+Exported = Literal["mean", "lower", "upper"]
+
+
+def _every_edge() -> list[Exported]:
+    return ["mean", "lower", "upper"]
+
+
 class MetricsSettings(_Group):
     """What ``/metrics`` exports of each forecast: a few horizons and the band, not every step."""
 
     horizons: list[int] = Field(default_factory=lambda: [1, 6, 12], min_length=1)  # steps ahead (beyond: dropped)
-    quantiles: list[Literal["mean", "lower", "upper"]] = Field(  # the point and the band's edges
-        default_factory=lambda: ["mean", "lower", "upper"], min_length=1
-    )
+    quantiles: list[Exported] = Field(default_factory=_every_edge, min_length=1)  # the point and the band's edges
     max_series_per_cluster: int = Field(default=5000, ge=1)  # more series of one cluster: not exported, a warning
 
     @field_validator("horizons")

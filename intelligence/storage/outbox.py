@@ -336,6 +336,22 @@ class Outbox:
             )
 
 
+def contiguous(cursor: int, rows: Sequence[StoredEvent], now: datetime, gap_seconds: float) -> list[StoredEvent]:
+    """The rows up to the first gap in the sequence whose next row was recorded less than ``gap_seconds`` ago.
+
+    The stateless form of :class:`GapGuard`, for readers that keep no memory between reads (a poller of the
+    REST page, an event stream): a young gap may still be filled by a transaction that has not committed.
+    """
+    out: list[StoredEvent] = []
+    expected = cursor + 1
+    for row in rows:
+        if row.seq > expected and (now - row.recorded_at).total_seconds() < gap_seconds:
+            break
+        out.append(row)
+        expected = row.seq + 1
+    return out
+
+
 class GapGuard:
     """Holds a reader back at a gap in the sequence until it is filled or ``gap_seconds`` have passed.
 
