@@ -69,6 +69,7 @@ class MetricsRenderer:
         self._cached: tuple[int, bytes] | None = None
         self._dropped_said: dict[str, int] = {}
         self._prefixes: dict[SeriesKey, str] = {}
+        self._split: dict[SeriesKey, tuple[str, str, str]] = {}
         self.dropped: dict[str, int] = {}  # cluster -> series not exported, at the last render
 
     def render(self) -> bytes:
@@ -93,9 +94,25 @@ class MetricsRenderer:
             if len(self._prefixes) > 1_000_000:
                 self._prefixes.clear()
             found = _labels(
-                cluster=key.cluster, signal=key.signal, namespace=key.label("namespace"), workload=key.label("workload")
+                cluster=key.cluster, namespace=key.label("namespace"), signal=key.signal, workload=key.label("workload")
             )
             self._prefixes[key] = found
+        return found
+
+    def _forecast_labels(self, key: SeriesKey) -> tuple[str, str, str]:
+        """The forecast's labels in name order around its horizon and quantile: (before, between, after)."""
+        found = self._split.get(key)
+        if found is None:
+            if len(self._split) > 1_000_000:
+                self._split.clear()
+            c, ns = _esc(key.cluster), _esc(key.label("namespace"))
+            sig, wl = _esc(key.signal), _esc(key.label("workload"))
+            found = (
+                f'cluster="{c}",horizon="',
+                f'",namespace="{ns}",quantile="',
+                f'",signal="{sig}",workload="{wl}"}}',
+            )
+            self._split[key] = found
         return found
 
     def _admitted(self, keys: Iterable[SeriesKey]) -> set[SeriesKey]:
@@ -138,7 +155,7 @@ class MetricsRenderer:
         for fc in forecasts:
             if fc.key not in admitted:
                 continue
-            prefix = self._prefix(fc.key)
+            before, between, after = self._forecast_labels(fc.key)
             qs = list(fc.quantiles)
             columns: list[tuple[str, Sequence[float]]] = []
             for q in self.export.quantiles:
@@ -151,7 +168,7 @@ class MetricsRenderer:
                 if h > len(fc.point):
                     continue
                 for label, values in columns:
-                    out.append(f'icos_forecast{{{prefix},horizon="{h}",quantile="{label}"}} {_num(values[h - 1])}\n')
+                    out.append(f"icos_forecast{{{before}{h}{between}{label}{after} {_num(values[h - 1])}\n")
         _family(out, "icos_forecast_horizon_seconds", "How far ahead each exported horizon is, in seconds")
         for h in horizons:
             out.append(f'icos_forecast_horizon_seconds{{horizon="{h}"}} {_num(h * step)}\n')
