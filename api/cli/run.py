@@ -71,10 +71,10 @@ def run(
         "Press Ctrl-C to stop.",
         err=True,
     )
-    config = uvicorn.Config(
-        create_app(settings, service=service), log_level="warning", access_log=False, lifespan="on"
-    )  # the app logs each request itself (icos.access: with the caller's name, never a token)
-    server = uvicorn.Server(config)
+    # the app logs each request itself (icos.access: with the caller's name, never a token)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, service=service), log_level="warning", access_log=False, lifespan="on")
+    )
     try:
         _warm_up(service)
         service.start()
