@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
+from api.schemas import ErrorOut
 from api.security import Caller, TokenBook, TokenError
 from intelligence.runtime.facade import ServiceFacade
 
@@ -44,10 +45,11 @@ def require_caller(
 CallerDep = Annotated[Caller, Depends(require_caller)]
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No bearer token, not of the form 'Bearer <token>', or a wrong one"},
-    403: {"description": "Mutating endpoints are disabled: no token file is configured"},
-    413: {"description": "The request body is over api.max_body_bytes"},
-    503: {"description": "The token files cannot be read"},
+    400: {"model": ErrorOut, "description": "The body cannot be read (not UTF-8 JSON, or a bad Content-Length)"},
+    401: {"model": ErrorOut, "description": "No bearer token, not of the form 'Bearer <token>', or a wrong one"},
+    403: {"model": ErrorOut, "description": "Mutating endpoints are disabled: no token file is configured"},
+    413: {"model": ErrorOut, "description": "The request body is over api.max_body_bytes"},
+    503: {"model": ErrorOut, "description": "The token files cannot be read"},
 }
 
 # -- parameters every list shares --------------------------------------------------------------------

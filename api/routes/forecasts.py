@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from api.deps import Limit, Name, Offset, ServiceDep, UtcTime
 from api.pagination import paged_response, set_page
-from api.schemas import ErrorOut, ForecastOut, HistoryOut
+from api.schemas import ForecastOut, HistoryOut
 
 router = APIRouter(prefix="/v1/forecasts", tags=["forecasts"])
 
@@ -45,7 +46,7 @@ def list_forecasts(
     "/history",
     response_model=list[HistoryOut],
     summary="Past forecasts next to what happened, per series, over a time range (with the accuracy over it)",
-    responses={**paged_response("The page of series"), 422: {"model": ErrorOut, "description": "start after end"}},
+    responses=paged_response("The page of series"),
 )
 def history(
     service: ServiceDep,
@@ -66,7 +67,8 @@ def history(
     end = end or service.now() + service.horizon_steps * step
     start = start or end - (service.horizon_steps + service.history_keep_steps) * step
     if start > end:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start is after end")
+        error = {"type": "value_error", "loc": ("query", "start"), "msg": "start is after end", "input": str(start)}
+        raise RequestValidationError([error])
     keys = service.history_keys(cluster, signal, **_labels(namespace, workload))
     page = keys[offset : offset + limit]
     set_page(response, request, len(keys), offset, len(page))
