@@ -18,6 +18,7 @@ run: $(VENV)/.installed
 	$(BIN)/icos-intel run $(ARGS)
 
 test: $(VENV)/.installed $(PROM) $(POSTGRES) $(CHROMIUM) lint
+	$(PROMTOOL) check rules deploy/prometheus/*.rules.yml
 	$(BIN)/python -m tests.stack up
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(BIN)/python -m tests.stack down; exit $$status
 
