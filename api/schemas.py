@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -82,6 +83,36 @@ class ForecastOut(BaseModel):
             interval=[qs[0], qs[-1]] if qs else None,
             points=points,
         )
+
+
+@lru_cache(maxsize=16_384)
+def _z(ts: float) -> str:
+    """A time as JSON gives it (``...Z``); every series of a step shares its times, hence the cache."""
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def forecast_json(fc: Forecast, unit: str = "") -> dict[str, Any]:
+    """``ForecastOut.of(fc, unit)`` as plain data for orjson (which writes NaN and infinities as null), built
+    without a model per point: the hot path of ``/v1/forecasts``. A test keeps it equal to the model."""
+    n = len(fc.point)
+    qs = list(fc.quantiles)
+    none = (None,) * n
+    lo = fc.quantiles[qs[0]] if qs else none
+    hi = fc.quantiles[qs[-1]] if qs else none
+    surge = fc.surge or none
+    origin, step = fc.origin, fc.step_seconds
+    return {
+        "series": {"cluster": fc.key.cluster, "signal": fc.key.signal, "labels": fc.key.label_dict, "id": str(fc.key)},
+        "unit": unit,
+        "origin": _z(origin),
+        "step_seconds": step,
+        "model": fc.model,
+        "interval": [qs[0], qs[-1]] if qs else None,
+        "points": [
+            {"timestamp": _z(origin + k * step), "step": k, "value": v, "lower": lw, "upper": up, "surge": sg}
+            for k, v, lw, up, sg in zip(range(1, n + 1), fc.point, lo, hi, surge, strict=True)
+        ],
+    }
 
 
 class HorizonHistory(BaseModel):

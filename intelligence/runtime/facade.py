@@ -178,7 +178,18 @@ class ServiceFacade:
         return out
 
     def forecasts(self, cluster: str | None = None, signal: str | None = None, **labels: str) -> list[Forecast]:
-        return self._service.engine.forecasts.query(cluster, signal, **labels)
+        """The latest forecasts selected, in key order. One series named by all its labels is a lookup, not a scan."""
+        store = self._service.engine.forecasts
+        if cluster is not None and signal is not None and labels:
+            workload_labels = self._workload_labels.get(signal)
+            if workload_labels is not None and set(workload_labels) == set(labels):
+                found = store.get(SeriesKey.of(cluster, signal, labels))
+                return [found] if found is not None else []
+        return store.query(cluster, signal, **labels)
+
+    @property
+    def _workload_labels(self) -> dict[str, tuple[str, ...]]:
+        return {s.name: tuple(s.workload_labels) for s in self._service.settings.signals}
 
     def forecast_history(self, key: SeriesKey, start: float, end: float) -> SeriesHistory | None:
         history = self._service.engine.history

@@ -6,6 +6,7 @@ import logging
 import re
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -86,3 +87,15 @@ def test_label_values_are_escaped():
 
     assert _esc('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
     assert re.fullmatch(r"[^\n]*", _esc("x\ny"))
+
+
+def test_the_fast_forecast_json_is_the_documented_model(facade):
+    from api.schemas import ForecastOut, forecast_json
+    from intelligence.vocabulary import Forecast, SeriesKey
+
+    f, _, _ = facade
+    nan = float("nan")
+    odd = Forecast(SeriesKey.of("c", "cpu", {"workload": "w"}), 1_767_225_600.5, 60, (1.0, nan), {0.1: (0.5, nan)})
+    for fc in [*f.forecasts(), odd]:
+        fast = orjson.loads(orjson.dumps(forecast_json(fc, "cores")))
+        assert fast == ForecastOut.of(fc, "cores").model_dump(mode="json")
