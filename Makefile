@@ -35,7 +35,7 @@ stack-down: $(VENV)/.installed
 	$(BIN)/python -m tests.stack down
 
 # Benchmarks print a table and write JSON under bench-results/ (not part of `make test`).
-bench: bench-collectors bench-models bench-cost bench-checkpoint bench-replay
+bench: bench-collectors bench-models bench-cost bench-checkpoint bench-replay bench-api
 
 bench-collectors: $(VENV)/.installed $(PROM)
 	$(BIN)/python -m tests.bench.bench_collectors --json bench-results/collectors.json
@@ -55,6 +55,11 @@ bench-checkpoint: $(VENV)/.installed
 # Decision replay: the predictive floor against Knative's reactive KPA (simulated) on the Azure VM traces as load.
 bench-replay: $(VENV)/.installed
 	$(BIN)/python -m tests.bench.bench_replay --json bench-results/replay.json
+
+# The API: latency at 200 requests/s (one series, 100 series; with and without TCP_NODELAY), /metrics render
+# time at 1,000 and 10,000 series, the page's time to first chart in headless Chromium.
+bench-api: $(VENV)/.installed $(CHROMIUM)
+	$(BIN)/python -m tests.bench.bench_api --json bench-results/api.json
 
 # The Python environment: pinned by requirements.lock, installed with uv (seconds instead of minutes).
 $(VENV)/.installed: pyproject.toml requirements.lock

@@ -6,7 +6,6 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
