@@ -128,6 +128,22 @@ async def _load(port: int, path: str, rate: float, seconds: float, connections: 
     return latencies
 
 
+async def _sequential(port: int, path: str, count: int) -> list[float]:
+    """One keep-alive connection, one request at a time: what a dashboard or a loop polling one series sees."""
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n".encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    latencies = []
+    for _ in range(count):
+        t = time.perf_counter()
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        await reader.readexactly(int(length.split(b":")[1]))
+        latencies.append(time.perf_counter() - t)
+    writer.close()
+    return latencies
+
+
 def _quantiles(latencies: list[float]) -> dict[str, float]:
     a = np.array(latencies) * 1000
     return {
@@ -172,6 +188,8 @@ def bench_latency(rate: float, seconds: float, series: int) -> dict[str, Any]:
                 asyncio.run(_load(port, path, rate, 2, CONNECTIONS))  # warm-up
                 found = _quantiles(asyncio.run(_load(port, path, rate, seconds, CONNECTIONS)))
                 out[f"{name}{'' if nodelay else ', no TCP_NODELAY'}"] = found
+            sequential = _quantiles(asyncio.run(_sequential(port, ONE, 500)))
+            out[f"one series, sequential{'' if nodelay else ', no TCP_NODELAY'}"] = sequential
         finally:
             proc.terminate()
             proc.wait(30)
