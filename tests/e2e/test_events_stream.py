@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import http.client
-import threading
 import json
+import threading
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
