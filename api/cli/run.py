@@ -71,9 +71,16 @@ def run(
         "Press Ctrl-C to stop.",
         err=True,
     )
-    # the app logs each request itself (icos.access: with the caller's name, never a token)
+    # The app logs each request itself (icos.access: with the caller's name, never a token). An open event stream
+    # never ends by itself: on Ctrl-C or SIGTERM, requests still running after 5 s are cancelled.
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, service=service), log_level="warning", access_log=False, lifespan="on")
+        uvicorn.Config(
+            create_app(settings, service=service),
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
     )
     try:
         _warm_up(service)
