@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from api.metrics import CONTENT_TYPE, Export, MetricsRenderer
 from api.middleware import Guard
 from api.routes import actuator, anomalies, events, forecasts, health, models, page, recommendations
+from api.schemas import ForecastJsonCache
 from api.security import TokenBook
 from intelligence.runtime.facade import ServiceFacade
 from intelligence.runtime.service import Service
@@ -60,6 +61,7 @@ def create_app(
         facade = ServiceFacade(svc)
         app.state.service = facade
         app.state.metrics = MetricsRenderer(facade, _export(settings), facade.telemetry)
+        app.state.forecast_json = ForecastJsonCache()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field
 
 from intelligence.runtime.history import SeriesHistory
@@ -113,6 +114,27 @@ def forecast_json(fc: Forecast, unit: str = "") -> dict[str, Any]:
             for k, v, lw, up, sg in zip(range(1, n + 1), fc.point, lo, hi, surge, strict=True)
         ],
     }
+
+
+class ForecastJsonCache:
+    """The JSON of each forecast, kept until the next one of its series: a forecast is made once per engine step
+    and read by every request until the next, so a request for 100 series joins 100 ready fragments."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._fragments: dict[tuple[Any, ...], bytes] = {}
+
+    def fragment(self, fc: Forecast, unit: str) -> bytes:
+        key = (fc.key, fc.origin, fc.model, len(fc.point), unit)
+        found = self._fragments.get(key)
+        if found is None:
+            if len(self._fragments) >= self.limit:
+                self._fragments = {}  # older forecasts' fragments go with them
+            found = self._fragments[key] = orjson.dumps(forecast_json(fc, unit))
+        return found
+
+    def list(self, forecasts: list[Forecast], units: dict[str, str]) -> bytes:
+        return b"[" + b",".join(self.fragment(fc, units.get(fc.key.signal, "")) for fc in forecasts) + b"]"
 
 
 class HorizonHistory(BaseModel):
