@@ -1,15 +1,18 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    the service on its embedded default (no cluster needed)
 #   make test   every test: lint, types, layering, unit, integration (real Prometheus x3, MLflow, PostgreSQL), e2e,
-#               and the deployment: the image built and run, the Kustomize manifests rendered and validated
+#               the page in chromium, the alert rules (promtool), and the deployment: the image built and run,
+#               the Kustomize manifests rendered and validated
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PROM_DIR := .cache/prometheus
 PROM := $(PROM_DIR)/usr/bin/prometheus
+PROMTOOL := $(PROM_DIR)/usr/bin/promtool
 PG_BIN := /usr/lib/postgresql/15/bin
 POSTGRES := $(PG_BIN)/postgres
+CHROMIUM := /usr/bin/chromium
 
 # The container image (Containerfile; docs/deployment.md). BASE_IMAGE is any CPython 3.11 image with the venv
 # module: by default a base built here from Debian's packages (no registry needed), e.g.
@@ -27,12 +30,13 @@ WHEEL_PLATFORMS := --platform any $(foreach v,$(shell seq 5 36),--platform manyl
 # pyproject.toml's build-system requirement, pinned for the image
 BUILD_REQUIRES := setuptools==84.2.1
 
-.PHONY: run test lint image image-base image-tools stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint bench-replay lock clean
+.PHONY: run test lint image image-base image-tools stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint bench-replay bench-serverless bench-stream bench-api lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/icos-intel run $(ARGS)
 
-test: $(VENV)/.installed $(PROM) $(POSTGRES) lint image
+test: $(VENV)/.installed $(PROM) $(POSTGRES) $(CHROMIUM) lint image
+	$(PROMTOOL) check rules deploy/prometheus/*.rules.yml
 	$(BIN)/python -m tests.stack up
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(BIN)/python -m tests.stack down; exit $$status
 
@@ -49,7 +53,7 @@ stack-down: $(VENV)/.installed
 	$(BIN)/python -m tests.stack down
 
 # Benchmarks print a table and write JSON under bench-results/ (not part of `make test`).
-bench: bench-collectors bench-models bench-cost bench-checkpoint bench-replay
+bench: bench-collectors bench-models bench-cost bench-checkpoint bench-replay bench-serverless bench-stream bench-api
 
 bench-collectors: $(VENV)/.installed $(PROM)
 	$(BIN)/python -m tests.bench.bench_collectors --json bench-results/collectors.json
@@ -69,6 +73,20 @@ bench-checkpoint: $(VENV)/.installed
 # Decision replay: the predictive floor against Knative's reactive KPA (simulated) on the Azure VM traces as load.
 bench-replay: $(VENV)/.installed
 	$(BIN)/python -m tests.bench.bench_replay --json bench-results/replay.json
+
+# The same on serverless load: the Azure Functions day (busiest 50 and burstiest 20 functions), halves A and B by hash.
+bench-serverless: $(VENV)/.installed
+	$(BIN)/python -m tests.bench.bench_serverless --json bench-results/serverless.json
+
+# The recommendation stream of the embedded default over 24 simulated hours: recommendations per workload per
+# day and reversals, in recommend and enact mode.
+bench-stream: $(VENV)/.installed
+	$(BIN)/python -m tests.bench.bench_stream --json bench-results/stream.json
+
+# The API: latency at 200 requests/s (one series, 100 series; with and without TCP_NODELAY), /metrics render
+# time at 1,000 and 10,000 series, the page's time to first chart in headless Chromium.
+bench-api: $(VENV)/.installed $(CHROMIUM)
+	$(BIN)/python -m tests.bench.bench_api --json bench-results/api.json
 
 # The Python environment: pinned by requirements.lock, installed with uv (seconds instead of minutes).
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -134,6 +152,10 @@ image-tools:
 	@command -v buildah >/dev/null && command -v podman >/dev/null && command -v mmdebstrap >/dev/null || { \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q buildah podman mmdebstrap || (apt-get update -qq && apt-get install -y -q buildah podman mmdebstrap); }
+# Debian's chromium for the page's browser tests (Playwright drives it; it cannot download its own builds here).
+$(CHROMIUM):
+	export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium || (apt-get update -qq && apt-get install -y -q chromium)
+	$(CHROMIUM) --version
 
 lock:
 	$(BIN)/python -m uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

@@ -1,13 +1,21 @@
-"""Response schemas: the HTTP contract. Domain types are converted here, never exposed."""
+"""Response schemas: the HTTP contract. Domain types are converted here, never exposed.
+
+Every value says its unit (``unit``: the signal's, from the settings); every time is UTC
+(``...Z``), on the service's clock: simulated in the embedded default, as the header
+``X-ICOS-Time-Basis`` and ``/healthz``'s ``time_basis`` say.
+"""
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field
 
+from intelligence.runtime.history import SeriesHistory
 from intelligence.storage.recommendations import StoredRecommendation
 from intelligence.vocabulary import AnomalyScore, Forecast
 
@@ -17,7 +25,11 @@ def _iso(ts: float) -> datetime:
 
 
 def _finite(v: float | None) -> float | None:
-    return v if v is not None and math.isfinite(v) else None
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+class ErrorOut(BaseModel):
+    detail: str | list[Any] = Field(description="What went wrong")
 
 
 class SeriesRef(BaseModel):
@@ -30,13 +42,17 @@ class SeriesRef(BaseModel):
 class ForecastPoint(BaseModel):
     timestamp: datetime
     step: int = Field(description="Steps ahead of the origin, from 1")
-    value: float
+    value: float | None = Field(description="The point forecast, in the series' unit (null: not a number)")
     lower: float | None = Field(None, description="Lower edge of the prediction band")
     upper: float | None = Field(None, description="Upper edge of the prediction band")
+    surge: float | None = Field(
+        None, description="What the Knative floor provisions for: the point plus recent sudden rises at that time"
+    )
 
 
 class ForecastOut(BaseModel):
     series: SeriesRef
+    unit: str = Field(description="Unit of every value, e.g. cores, bytes, requests/s ('' when not configured)")
     origin: datetime = Field(description="Time of the last sample the forecast was made from")
     step_seconds: float
     model: str
@@ -44,7 +60,7 @@ class ForecastOut(BaseModel):
     points: list[ForecastPoint]
 
     @classmethod
-    def of(cls, fc: Forecast) -> ForecastOut:
+    def of(cls, fc: Forecast, unit: str = "") -> ForecastOut:
         qs = list(fc.quantiles)
         lo = fc.quantiles[qs[0]] if qs else None
         hi = fc.quantiles[qs[-1]] if qs else None
@@ -52,19 +68,121 @@ class ForecastOut(BaseModel):
             ForecastPoint(
                 timestamp=_iso(t),
                 step=k + 1,
-                value=fc.point[k],
+                value=_finite(fc.point[k]),
                 lower=_finite(lo[k]) if lo else None,
                 upper=_finite(hi[k]) if hi else None,
+                surge=_finite(fc.surge[k]) if fc.surge else None,
             )
             for k, t in enumerate(fc.timestamps())
         ]
         return cls(
             series=series_ref(fc.key),
+            unit=unit,
             origin=_iso(fc.origin),
             step_seconds=fc.step_seconds,
             model=fc.model,
             interval=[qs[0], qs[-1]] if qs else None,
             points=points,
+        )
+
+
+@lru_cache(maxsize=16_384)
+def _z(ts: float) -> str:
+    """A time as JSON gives it (``...Z``); every series of a step shares its times, hence the cache."""
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def forecast_json(fc: Forecast, unit: str = "") -> dict[str, Any]:
+    """``ForecastOut.of(fc, unit)`` as plain data for orjson (which writes NaN and infinities as null), built
+    without a model per point: the hot path of ``/v1/forecasts``. A test keeps it equal to the model."""
+    n = len(fc.point)
+    qs = list(fc.quantiles)
+    none = (None,) * n
+    lo = fc.quantiles[qs[0]] if qs else none
+    hi = fc.quantiles[qs[-1]] if qs else none
+    surge = fc.surge or none
+    origin, step = fc.origin, fc.step_seconds
+    return {
+        "series": {"cluster": fc.key.cluster, "signal": fc.key.signal, "labels": fc.key.label_dict, "id": str(fc.key)},
+        "unit": unit,
+        "origin": _z(origin),
+        "step_seconds": step,
+        "model": fc.model,
+        "interval": [qs[0], qs[-1]] if qs else None,
+        "points": [
+            {"timestamp": _z(origin + k * step), "step": k, "value": v, "lower": lw, "upper": up, "surge": sg}
+            for k, v, lw, up, sg in zip(range(1, n + 1), fc.point, lo, hi, surge, strict=True)
+        ],
+    }
+
+
+class ForecastJsonCache:
+    """The JSON of each forecast, kept until the next one of its series: a forecast is made once per engine step
+    and read by every request until the next, so a request for 100 series joins 100 ready fragments."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._fragments: dict[tuple[Any, ...], bytes] = {}
+
+    def fragment(self, fc: Forecast, unit: str) -> bytes:
+        key = (fc.key, fc.origin, fc.model, len(fc.point), unit)
+        found = self._fragments.get(key)
+        if found is None:
+            if len(self._fragments) >= self.limit:
+                self._fragments = {}  # older forecasts' fragments go with them
+            found = self._fragments[key] = orjson.dumps(forecast_json(fc, unit))
+        return found
+
+    def list(self, forecasts: list[Forecast], units: dict[str, str]) -> bytes:
+        return b"[" + b",".join(self.fragment(fc, units.get(fc.key.signal, "")) for fc in forecasts) + b"]"
+
+
+class HorizonHistory(BaseModel):
+    horizon: int = Field(description="Steps ahead: each value was forecast this many steps before its time")
+    horizon_seconds: float
+    value: list[float | None]
+    lower: list[float | None]
+    upper: list[float | None]
+    mae: float | None = Field(description="Mean absolute error over the range, in the series' unit")
+    coverage: float | None = Field(description="Share of the samples inside the band, over the range")
+    scored: int = Field(description="Samples with both a value and a forecast in the range")
+
+
+class HistoryOut(BaseModel):
+    series: SeriesRef
+    unit: str
+    step_seconds: float
+    timestamps: list[datetime] = Field(description="Sample times in the range, ascending")
+    actual: list[float | None] = Field(description="What happened at each time (null: no sample)")
+    forecasts: list[HorizonHistory]
+
+    @classmethod
+    def of(cls, h: SeriesHistory, unit: str) -> HistoryOut:
+        def col(a: Any) -> list[float | None]:
+            return [_finite(v) for v in a.tolist()]
+
+        horizons = []
+        for horizon, (value, lower, upper) in h.forecasts.items():
+            acc = h.accuracy(horizon)
+            horizons.append(
+                HorizonHistory(
+                    horizon=horizon,
+                    horizon_seconds=horizon * h.step_seconds,
+                    value=col(value),
+                    lower=col(lower),
+                    upper=col(upper),
+                    mae=_finite(acc.mae),
+                    coverage=_finite(acc.coverage),
+                    scored=acc.scored,
+                )
+            )
+        return cls(
+            series=series_ref(h.key),
+            unit=unit,
+            step_seconds=h.step_seconds,
+            timestamps=[_iso(t) for t in h.timestamps.tolist()],
+            actual=col(h.actual),
+            forecasts=horizons,
         )
 
 
@@ -74,27 +192,29 @@ def series_ref(key: Any) -> SeriesRef:
 
 class AnomalyOut(BaseModel):
     series: SeriesRef
+    unit: str = Field(description="Unit of observed, expected, lower and upper")
     timestamp: datetime
-    score: float = Field(ge=0.0, le=1.0)
+    score: float = Field(ge=0.0, le=1.0, description="Anomaly score, higher is more anomalous (no unit)")
     model: str
-    observed: float
+    observed: float | None
     expected: float | None
     lower: float | None
     upper: float | None
     detail: str
 
     @classmethod
-    def of(cls, a: AnomalyScore) -> AnomalyOut:
+    def of(cls, a: AnomalyScore, unit: str = "") -> AnomalyOut:
         r = a.reason
         return cls(
             series=series_ref(a.key),
+            unit=unit,
             timestamp=_iso(a.timestamp),
             score=a.score,
             model=r.model,
-            observed=r.observed,
-            expected=r.expected,
-            lower=r.lower,
-            upper=r.upper,
+            observed=_finite(r.observed),
+            expected=_finite(r.expected),
+            lower=_finite(r.lower),
+            upper=_finite(r.upper),
             detail=r.detail,
         )
 
@@ -159,6 +279,14 @@ class RecommendationOut(BaseModel):
         )
 
 
+class AuditEntryOut(BaseModel):
+    id: int
+    at: datetime
+    event: str = Field(description="recommended, approved, rejected, enacted, failed, kill-switch-on, drained, ...")
+    recommendation_id: int | None
+    detail: dict[str, Any] = Field(description="What was decided or done, and by whom ('by': the caller's name)")
+
+
 class ClusterHealthOut(BaseModel):
     cluster: str
     tier: str
@@ -180,8 +308,18 @@ class ComponentHealth(BaseModel):
     detail: str = ""
 
 
+class ReadyOut(BaseModel):
+    ready: bool
+    reason: str
+    clusters: int
+    answering: int = Field(description="Clusters whose last pull got an answer (up, degraded or stale)")
+
+
 class HealthOut(BaseModel):
     status: str = Field(description="ok, degraded or starting")
+    time_basis: str = Field(
+        description="simulated (the embedded continuum: its clock runs faster than real time), replayed or real"
+    )
     mode: str
     embedded: bool
     engine: dict[str, Any]

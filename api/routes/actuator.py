@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import Authenticated, ServiceDep
+from api.deps import AUTH_ERRORS, MAX_ID, CallerDep, Limit, Name, Offset, ServiceDep
+from api.pagination import paged_response, set_page
+from api.schemas import AuditEntryOut, ErrorOut
 from intelligence.runtime.facade import ClusterRefused
 
 router = APIRouter(prefix="/v1/actuator", tags=["actuator"])
@@ -21,8 +23,9 @@ class KillSwitchIn(BaseModel):
 
 
 class DrainIn(BaseModel):
+    """Who drained is the caller (the token's name); a ``by`` field, if sent, is ignored."""
+
     effect: Literal["NoSelect", "PreferNoSelect"] = "NoSelect"
-    by: str = Field(default="api", max_length=200)
     reason: str = Field(default="", max_length=1000)
 
 
@@ -77,29 +80,32 @@ def actuator_state(service: ServiceDep) -> ActuatorOut:
 @router.post(
     "/kill-switch",
     response_model=ActuatorOut,
-    dependencies=[Authenticated],
-    summary="Turn the kill switch on (nothing is enacted, in every replica) or off",
+    summary="Turn the kill switch on (nothing is enacted, in every replica) or off; audited with the caller",
+    responses={**AUTH_ERRORS},
 )
-def kill_switch(service: ServiceDep, body: KillSwitchIn) -> ActuatorOut:
-    service.set_kill_switch(body.on, body.reason)
+def kill_switch(service: ServiceDep, caller: CallerDep, body: KillSwitchIn) -> ActuatorOut:
+    service.set_kill_switch(body.on, body.reason, caller.name)
     return _state(service)
+
+
+ClusterName = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
 
 
 @router.post(
     "/clusters/{cluster}/drain",
     response_model=DrainOut,
-    dependencies=[Authenticated],
     summary="Taint a ManagedCluster (icos.eu/drain) so that OCM Placements stop selecting it",
     responses={
-        409: {"description": "Adapters not set up, or the kill switch is on"},
-        404: {"description": "No such ManagedCluster"},
-        502: {"description": "The hub refused or failed"},
+        **AUTH_ERRORS,
+        409: {"model": ErrorOut, "description": "Adapters not set up, or the kill switch is on"},
+        404: {"model": ErrorOut, "description": "No such ManagedCluster"},
+        502: {"model": ErrorOut, "description": "The hub refused or failed"},
     },
 )
-def drain(service: ServiceDep, cluster: str, body: DrainIn | None = None) -> DrainOut:
+def drain(service: ServiceDep, caller: CallerDep, cluster: ClusterName, body: DrainIn | None = None) -> DrainOut:
     body = body or DrainIn()
     try:
-        applied = service.drain(cluster, body.by, body.effect, body.reason)
+        applied = service.drain(cluster, caller.name, body.effect, body.reason)
     except PermissionError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except ClusterRefused as exc:
@@ -108,9 +114,27 @@ def drain(service: ServiceDep, cluster: str, body: DrainIn | None = None) -> Dra
     return DrainOut(cluster=cluster, object=applied.obj, changed=applied.changed)
 
 
-@router.get("/actions", response_model=list[ActionOut], summary="Enacted, pending and failed actions, newest first")
-def actions(service: ServiceDep, limit: int = Query(100, ge=1, le=5000)) -> list[ActionOut]:
-    rows = service.actions(limit)
+ActionState = Literal["intent", "enacted", "retry", "failed", "abandoned"]
+
+
+@router.get(
+    "/actions",
+    response_model=list[ActionOut],
+    summary="Enacted, pending and failed actions, newest first",
+    responses=paged_response("The page of actions"),
+)
+def actions(
+    service: ServiceDep,
+    request: Request,
+    response: Response,
+    state: ActionState | None = None,
+    cluster: Name = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[ActionOut]:
+    page = service.action_page(state, cluster, limit, offset)
+    set_page(response, request, page.total, offset, len(page.items))
+    rows = page.items
     return [
         ActionOut(
             id=r.id,
@@ -129,9 +153,24 @@ def actions(service: ServiceDep, limit: int = Query(100, ge=1, le=5000)) -> list
     ]
 
 
-@router.get("/audit", summary="The audit log, newest first")
-def audit(service: ServiceDep, limit: int = Query(100, ge=1, le=5000)) -> list[dict[str, Any]]:
-    return service.audit(limit)
+@router.get(
+    "/audit",
+    response_model=list[AuditEntryOut],
+    summary="The audit log, newest first",
+    responses=paged_response("The page of audit entries"),
+)
+def audit(
+    service: ServiceDep,
+    request: Request,
+    response: Response,
+    event: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z-]*$")] = None,
+    recommendation_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[AuditEntryOut]:
+    page = service.audit_page(event, recommendation_id, limit, offset)
+    set_page(response, request, page.total, offset, len(page.items))
+    return [AuditEntryOut(**entry) for entry in page.items]
 
 
 @router.get("/placement-scores", response_model=ScoresOut, summary="Forecast headroom per cluster for OCM Placement")

@@ -1,30 +1,59 @@
+"""``/v1/anomalies``: anomaly events (a score at or above the threshold) and the latest score of every series."""
+
 from __future__ import annotations
 
-from datetime import datetime
+from fastapi import APIRouter, Query, Request, Response
 
-from fastapi import APIRouter, Query
-
-from api.deps import ServiceDep
+from api.deps import Limit, Name, Offset, ServiceDep, UtcTime
+from api.pagination import paged_response, set_page
 from api.schemas import AnomalyOut
 
 router = APIRouter(prefix="/v1/anomalies", tags=["anomalies"])
 
+KEPT = 100_000  # more than any store keeps: the total is exact
+
 
 @router.get(
-    "", response_model=list[AnomalyOut], summary="Anomaly events (score at or above the threshold), newest first"
+    "",
+    response_model=list[AnomalyOut],
+    summary="Anomaly events (score at or above the threshold), newest first",
+    responses=paged_response("The page of anomaly events"),
 )
 def list_anomalies(
     service: ServiceDep,
-    cluster: str | None = None,
-    signal: str | None = None,
-    since: datetime | None = None,
+    request: Request,
+    response: Response,
+    cluster: Name = None,
+    signal: Name = None,
+    since: UtcTime | None = None,
     min_score: float | None = Query(None, ge=0.0, le=1.0),
-    limit: int = Query(100, ge=1, le=5000),
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[AnomalyOut]:
-    events = service.anomaly_events(since.timestamp() if since else None, min_score, cluster, signal, limit)
-    return [AnomalyOut.of(e) for e in events]
+    events = service.anomaly_events(since.timestamp() if since else None, min_score, cluster, signal, KEPT)
+    page = events[offset : offset + limit]
+    set_page(response, request, len(events), offset, len(page))
+    units = service.units
+    return [AnomalyOut.of(e, units.get(e.key.signal, "")) for e in page]
 
 
-@router.get("/latest", response_model=list[AnomalyOut], summary="The latest score of every series")
-def latest_scores(service: ServiceDep, cluster: str | None = None, signal: str | None = None) -> list[AnomalyOut]:
-    return [AnomalyOut.of(s) for s in service.latest_scores(cluster, signal)]
+@router.get(
+    "/latest",
+    response_model=list[AnomalyOut],
+    summary="The latest score of every series, in series order",
+    responses=paged_response("The page of scores"),
+)
+def latest_scores(
+    service: ServiceDep,
+    request: Request,
+    response: Response,
+    cluster: Name = None,
+    signal: Name = None,
+    limit: Limit = 1000,
+    offset: Offset = 0,
+) -> list[AnomalyOut]:
+    scores = service.latest_scores(cluster, signal)
+    page = scores[offset : offset + limit]
+    set_page(response, request, len(scores), offset, len(page))
+    units = service.units
+    return [AnomalyOut.of(s, units.get(s.key.signal, "")) for s in page]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
-from api.deps import Authenticated, ServiceDep
+from api.deps import AUTH_ERRORS, MAX_ID, CallerDep, ServiceDep
+from api.schemas import ErrorOut
 from models.kinds import detector_kinds, forecaster_kinds
 from models.tracking import ModelRegistry, ModelVersionInfo, RegistryError
 
@@ -32,17 +34,74 @@ class RegisteredModelOut(BaseModel):
     versions: list[VersionOut]
 
 
+class AccuracyOut(BaseModel):
+    """One-step-ahead accuracy of one signal's models, live (every sample scored before it is learnt)."""
+
+    scored: int
+    mae: float | None = Field(description="Mean absolute error, in the signal's unit")
+    relative_mae: float | None = Field(description="MAE over the naive (last value) forecast's MAE; < 1 is better")
+    coverage: float | None = Field(description="Share of the samples inside the prediction band")
+
+
+class SignalModelsOut(BaseModel):
+    signal: str
+    unit: str
+    series: int
+    champion_version: int | None = Field(description="The registered version this signal runs (MLflow), if any")
+    champion: AccuracyOut = Field(description="The models in charge")
+    challenger: AccuracyOut | None = Field(description="The challenger run in shadow, if one runs")
+
+
 class ModelsOut(BaseModel):
     forecaster_kinds: list[str]
     detector_kinds: list[str]
-    live_accuracy: dict[str, float]
+    live_accuracy: dict[str, float] = Field(
+        description="Unitless accuracy over every series (relative MAE, coverage); per signal: /v1/models/accuracy"
+    )
     registered: list[RegisteredModelOut]
 
 
 class PromoteIn(BaseModel):
-    version: int = Field(ge=1)
-    metric: str = "mase"  # lower is better
+    version: int = Field(ge=1, le=MAX_ID)
+    metric: str = Field(default="mase", max_length=64, pattern=r"^[A-Za-z0-9_.]+$")  # lower is better
     margin: float = Field(default=0.02, ge=0.0, lt=1.0)  # the challenger must beat the champion by this share
+
+
+ModelName = Annotated[str, Path(max_length=200, pattern=r"^[A-Za-z0-9._-]+$")]
+_REGISTRY_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "Registry disabled (mlflow.enabled is false), or no such model"},
+    503: {"model": ErrorOut, "description": "MLflow unavailable"},
+}
+
+
+def _num(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None
+
+
+def _accuracy(a: Any) -> AccuracyOut:
+    return AccuracyOut(scored=a.scored, mae=_num(a.mae), relative_mae=_num(a.relative_mae), coverage=_num(a.coverage))
+
+
+@router.get(
+    "/accuracy",
+    response_model=list[SignalModelsOut],
+    summary="Per signal: its unit, the champion version it runs, champion and challenger live accuracy",
+)
+def accuracy(service: ServiceDep) -> list[SignalModelsOut]:
+    champions = service.health().champions
+    shadow = service.shadow_accuracy_by_signal()
+    units = service.units
+    return [
+        SignalModelsOut(
+            signal=signal,
+            unit=units.get(signal, ""),
+            series=acc.series,
+            champion_version=champions.get(signal),
+            champion=_accuracy(acc),
+            challenger=_accuracy(shadow[signal]) if signal in shadow else None,
+        )
+        for signal, acc in service.accuracy_by_signal().items()
+    ]
 
 
 def _registry(service: ServiceDep) -> ModelRegistry:
@@ -58,7 +117,12 @@ def _unavailable(registry: ModelRegistry, exc: Exception) -> HTTPException:
     )
 
 
-@router.get("", response_model=ModelsOut, summary="Model kinds, registered versions with aliases and accuracy")
+@router.get(
+    "",
+    response_model=ModelsOut,
+    summary="Model kinds, registered versions with aliases and accuracy",
+    responses=_REGISTRY_ERRORS,
+)
 def list_models(service: ServiceDep) -> ModelsOut:
     registry = _registry(service)
     try:
@@ -71,11 +135,13 @@ def list_models(service: ServiceDep) -> ModelsOut:
             )
     except Exception as exc:
         raise _unavailable(registry, exc) from exc
-    accuracy = {k: float(v) for k, v in service.live_accuracy().as_metrics().items() if v == v}
+    unitless = ("series", "scored", "relative_mae_1step", "coverage_1step", "drifts")  # MAE mixes units: per signal
+    metrics = service.live_accuracy().as_metrics()
+    live = {k: float(metrics[k]) for k in unitless if k in metrics and math.isfinite(metrics[k])}
     return ModelsOut(
         forecaster_kinds=forecaster_kinds(),
         detector_kinds=detector_kinds(),
-        live_accuracy=accuracy,
+        live_accuracy=live,
         registered=registered,
     )
 
@@ -94,10 +160,10 @@ def _act(registry: ModelRegistry, name: str, action: str, call: Any) -> VersionO
 @router.post(
     "/{name}/promote",
     response_model=VersionOut,
-    dependencies=[Authenticated],
     summary="Make a version champion if it beats the champion by the margin (409 with the evidence if not)",
+    responses={**AUTH_ERRORS, **_REGISTRY_ERRORS, 409: {"model": ErrorOut, "description": "Not better, or refused"}},
 )
-def promote(name: str, body: PromoteIn, service: ServiceDep) -> VersionOut:
+def promote(name: ModelName, body: PromoteIn, service: ServiceDep, caller: CallerDep) -> VersionOut:
     registry = _registry(service)
     return _act(registry, name, "promote", lambda: registry.promote(name, body.version, body.metric, body.margin))
 
@@ -105,9 +171,9 @@ def promote(name: str, body: PromoteIn, service: ServiceDep) -> VersionOut:
 @router.post(
     "/{name}/rollback",
     response_model=VersionOut,
-    dependencies=[Authenticated],
     summary="Give the champion alias back to the previous champion",
+    responses={**AUTH_ERRORS, **_REGISTRY_ERRORS, 409: {"model": ErrorOut, "description": "Nothing to roll back to"}},
 )
-def rollback(name: str, service: ServiceDep) -> VersionOut:
+def rollback(name: ModelName, service: ServiceDep, caller: CallerDep) -> VersionOut:
     registry = _registry(service)
     return _act(registry, name, "rollback", lambda: registry.rollback(name))

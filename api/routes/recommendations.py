@@ -1,40 +1,52 @@
+"""``/v1/recommendations``: what the service proposes, and approving or rejecting it (as the token's caller)."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import Authenticated, ServiceDep
-from api.schemas import RecommendationOut, RevisionOut
+from api.deps import AUTH_ERRORS, MAX_ID, CallerDep, Limit, Name, Offset, ServiceDep
+from api.pagination import paged_response, set_page
+from api.schemas import ErrorOut, RecommendationOut, RevisionOut
 from intelligence.runtime.facade import ServiceFacade
 from intelligence.vocabulary import RecommendationStatus
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
+
+RecId = Annotated[int, Path(ge=1, le=MAX_ID, description="The recommendation's id")]
 
 
 @router.get(
     "",
     response_model=list[RecommendationOut],
     summary="Recommendations for the remediation loop, newest first (default: the open ones)",
+    responses=paged_response("The page of recommendations"),
 )
 def list_recommendations(
     service: ServiceDep,
+    request: Request,
+    response: Response,
     status: RecommendationStatus | None = RecommendationStatus.OPEN,
     all_statuses: bool = Query(False, alias="all", description="Ignore status and list every recommendation"),
-    cluster: str | None = None,
-    namespace: str | None = None,
-    limit: int = Query(100, ge=1, le=5000),
+    cluster: Name = None,
+    namespace: Name = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[RecommendationOut]:
-    rows = service.recommendations(None if all_statuses else status, cluster, namespace, limit)
-    return [RecommendationOut.of(r) for r in rows]
+    page = service.recommendation_page(None if all_statuses else status, cluster, namespace, limit, offset)
+    set_page(response, request, page.total, offset, len(page.items))
+    return [RecommendationOut.of(r) for r in page.items]
 
 
 @router.get(
     "/{rec_id}/history",
     response_model=list[RevisionOut],
     summary="Every value a recommendation had, oldest first",
-    responses={404: {"description": "No such recommendation"}},
+    responses={404: {"model": ErrorOut, "description": "No such recommendation"}},
 )
-def history(service: ServiceDep, rec_id: int) -> list[RevisionOut]:
+def history(service: ServiceDep, rec_id: RecId) -> list[RevisionOut]:
     if service.recommendation(rec_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"recommendation {rec_id} does not exist")
     return [
@@ -46,44 +58,50 @@ def history(service: ServiceDep, rec_id: int) -> list[RevisionOut]:
 
 
 class DecisionIn(BaseModel):
-    by: str = Field(default="api", max_length=200, description="Who decided (a person or the remediation loop)")
+    """Who decided is the caller (the token's name); a ``by`` field, if sent, is ignored."""
+
     reason: str = Field(default="", max_length=1000)
 
 
-def _decide(service: ServiceFacade, rec_id: int, approve: bool, body: DecisionIn) -> RecommendationOut:
+def _decide(service: ServiceFacade, rec_id: int, approve: bool, by: str, body: DecisionIn) -> RecommendationOut:
     try:
         if approve:
-            service.approve(rec_id, body.by)
+            service.approve(rec_id, by)
         else:
-            service.reject(rec_id, body.by, body.reason)
+            service.reject(rec_id, by, body.reason)
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except PermissionError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    except ValueError as exc:
+    except (PermissionError, ValueError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     stored = service.recommendation(rec_id)
-    assert stored is not None
+    if stored is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"recommendation {rec_id} does not exist")
     return RecommendationOut.of(stored)
 
 
 @router.post(
     "/{rec_id}/approve",
     response_model=RecommendationOut,
-    dependencies=[Authenticated],
     summary="Approve an open recommendation: enacted at the next step, within the safety envelope",
-    responses={404: {"description": "No such recommendation"}, 409: {"description": "Not open, or not enactable"}},
+    responses={
+        **AUTH_ERRORS,
+        404: {"model": ErrorOut, "description": "No such recommendation"},
+        409: {"model": ErrorOut, "description": "Not open, or not enactable"},
+    },
 )
-def approve(service: ServiceDep, rec_id: int, body: DecisionIn | None = None) -> RecommendationOut:
-    return _decide(service, rec_id, True, body or DecisionIn())
+def approve(service: ServiceDep, caller: CallerDep, rec_id: RecId, body: DecisionIn | None = None) -> RecommendationOut:
+    return _decide(service, rec_id, True, caller.name, body or DecisionIn())
 
 
 @router.post(
     "/{rec_id}/reject",
     response_model=RecommendationOut,
-    dependencies=[Authenticated],
     summary="Reject an open or approved recommendation",
-    responses={404: {"description": "No such recommendation"}, 409: {"description": "Not open or approved"}},
+    responses={
+        **AUTH_ERRORS,
+        404: {"model": ErrorOut, "description": "No such recommendation"},
+        409: {"model": ErrorOut, "description": "Not open or approved"},
+    },
 )
-def reject(service: ServiceDep, rec_id: int, body: DecisionIn | None = None) -> RecommendationOut:
-    return _decide(service, rec_id, False, body or DecisionIn())
+def reject(service: ServiceDep, caller: CallerDep, rec_id: RecId, body: DecisionIn | None = None) -> RecommendationOut:
+    return _decide(service, rec_id, False, caller.name, body or DecisionIn())

@@ -26,7 +26,7 @@ from collectors.prometheus.parsing import convert_matrix, render_query
 from collectors.prometheus.specs import ClusterTarget, CollectionSpec, Signal
 from collectors.resilience import BreakerState, CircuitBreaker
 from collectors.telemetry import CollectorTelemetry
-from intelligence.vocabulary import ClusterHealth, HealthState, SeriesBatch, SeriesKey
+from intelligence.vocabulary import ClusterHealth, HealthState, SeriesBatch, SeriesKey, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class ClusterPoller:
         else:
             outcome, state, last_success = "ok", HealthState.UP, now
         self.telemetry.pulls.labels(name, outcome).inc()
-        last_error = str(errors[-1]) if errors else None
+        last_error = redact_text(str(errors[-1])) if errors else None
         if state is HealthState.STALE:
             age = now - (self.newest_sample or now)
             last_error = f"cluster {name!r}: answers, but its newest sample is {age:.0f}s old"

@@ -35,6 +35,7 @@ from collectors.prometheus.parsing import MATRIX_PREFIX, RawMatrix, library_erro
 from collectors.prometheus.specs import ClusterTarget, Signal
 from collectors.resilience import backoff_delays
 from collectors.telemetry import CollectorTelemetry
+from intelligence.vocabulary import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,10 @@ class _TimedSession(requests.Session):
 
 
 class PrometheusTransport:
-    """One cluster's HTTP: a range query with retries (exponential backoff, jitter) and error mapping."""
+    """One cluster's HTTP: a range query with retries (exponential backoff, jitter) and error mapping.
+
+    The URL may carry credentials (they are used, as ``requests`` does); every message names it redacted.
+    """
 
     def __init__(
         self,
@@ -78,6 +82,7 @@ class PrometheusTransport:
         telemetry: CollectorTelemetry | None = None,
     ) -> None:
         self.target = target
+        self.shown_url = redact_url(target.url)  # what messages say: no credentials
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._telemetry = telemetry
@@ -131,10 +136,10 @@ class PrometheusTransport:
             status, body = library_error(str(exc))
             if status in (401, 403):
                 raise AuthenticationFailed(
-                    name, f"authentication failed (HTTP {status}) at {self.target.url}", signal.name
+                    name, f"authentication failed (HTTP {status}) at {self.shown_url}", signal.name
                 ) from exc
             if status == 404:
-                raise NotPrometheus(name, f"no Prometheus API at {self.target.url} (HTTP 404)", signal.name) from exc
+                raise NotPrometheus(name, f"no Prometheus API at {self.shown_url} (HTTP 404)", signal.name) from exc
             if status in (400, 422):
                 raise QueryRejected(name, f"query rejected (HTTP {status}): {body}", signal.name) from exc
             raise EndpointUnreachable(name, f"server error (HTTP {status}): {body}", signal.name) from exc
@@ -144,7 +149,7 @@ class PrometheusTransport:
             raise EndpointUnreachable(name, f"timed out after {self.target.timeout_seconds:g}s", signal.name) from exc
         except requests.exceptions.RequestException as exc:
             raise EndpointUnreachable(
-                name, f"unreachable at {self.target.url}: {type(exc).__name__}", signal.name
+                name, f"unreachable at {self.shown_url}: {type(exc).__name__}", signal.name
             ) from exc
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise MalformedResponse(name, f"not a Prometheus API response: {exc}", signal.name) from exc

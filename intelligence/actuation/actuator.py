@@ -192,10 +192,12 @@ class Actuator:
         ):
             raise ValueError(f"recommendation {rec_id} is {stored.status.value}, not open or approved")
 
-    def set_kill_switch(self, on: bool, reason: str, now: datetime) -> None:
+    def set_kill_switch(self, on: bool, reason: str, now: datetime, by: str = "api") -> None:
         self.ledger.set_switch(on, reason, now)
-        self.audit.record("kill-switch-on" if on else "kill-switch-off", now, {"reason": reason})
-        log.warning("kill switch %s: %s", "ON, nothing will be enacted" if on else "off", reason or "(no reason)")
+        self.audit.record("kill-switch-on" if on else "kill-switch-off", now, {"reason": reason, "by": by})
+        log.warning(
+            "kill switch %s by %s: %s", "ON, nothing will be enacted" if on else "off", by, reason or "(no reason)"
+        )
 
     def drain(self, cluster: str, now: datetime, by: str, effect: str = "NoSelect", reason: str = "") -> Applied:
         """Taint a ManagedCluster so that OCM Placements stop selecting it (an operator's decision, audited).

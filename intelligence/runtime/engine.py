@@ -19,6 +19,7 @@ from intelligence.decisions.placement import placement_scores_due
 from intelligence.decisions.planner import DecisionInputs, plan
 from intelligence.decisions.policies import PolicyBook
 from intelligence.decisions.rescheduling import ClusterView, anomalous_clusters, fresh
+from intelligence.runtime.history import ForecastHistory
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
 from intelligence.storage.progress import EngineProgress
 from intelligence.vocabulary import AnomalyScore, ClusterHealth, HealthState, SeriesKey
@@ -41,6 +42,7 @@ class StepReport:
     samples: int
     series: int
     anomalies: int
+    events: Sequence[AnomalyScore]  # this step's anomaly events (score >= the threshold)
     actuator: ActuatorReport
     seconds: float
 
@@ -74,6 +76,7 @@ class Engine:
         clusters: Mapping[str, ClusterView] | None = None,
         placement_score_name: str = "icos-headroom",
         progress: EngineProgress | None = None,
+        history: ForecastHistory | None = None,
     ) -> None:
         self.collector = collector
         self.bank = bank
@@ -83,6 +86,7 @@ class Engine:
         self.book = book
         self.clusters: Mapping[str, ClusterView] = clusters or {}  # what is known of each member: tier, capacity
         self.placement_score_name = placement_score_name
+        self.history = history  # past forecasts next to the samples, for the API
         self.horizon = horizon
         self.step_seconds = step_seconds
         self.ttl = recommendation_ttl
@@ -134,6 +138,8 @@ class Engine:
             self.shadow.drop([k for k in self.shadow.series_keys() if predicate(k)])
         self.forecasts.drop(keys)
         self.anomalies.drop(keys)
+        if self.history is not None:
+            self.history.drop(keys)
         if keys:
             log.info("forgot %d series (%s)", len(keys), ", ".join(sorted({k.cluster for k in keys})))
         return len(keys)
@@ -189,7 +195,10 @@ class Engine:
             self.shadow.observe_many(shadowed, report_at=2.0)  # scores above 1 never happen: no events
         events = self.anomalies.put_many(scores)
         self._log_events(events)
-        self.forecasts.put_many(self.bank.forecast_many(touched, self.horizon, self.step_seconds))
+        fresh = self.bank.forecast_many(touched, self.horizon, self.step_seconds)
+        self.forecasts.put_many(fresh)
+        if self.history is not None:
+            self.history.record(mine, fresh)
         when = datetime.fromtimestamp(now, UTC)
         planned = plan(self._inputs(result, now), self.book, when, self.ttl)
         acted = self.actuator.handle(planned.decisions, when)
@@ -201,7 +210,7 @@ class Engine:
             timedelta(minutes=publishing.valid_minutes),
             placement_scores_due(self.actuator.scores.published_at, when, publishing),
         )
-        report = StepReport(now, samples, len(touched), len(events), acted, self._timer() - started)
+        report = StepReport(now, samples, len(touched), len(events), tuple(events), acted, self._timer() - started)
         self.status.steps += 1
         self.status.last_step_at = now
         self.status.last_step_seconds = report.seconds

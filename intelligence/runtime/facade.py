@@ -1,8 +1,10 @@
 """What the API may see and do of the running service: a small facade, so routes never walk object graphs.
 
-Reads (health, clusters, forecasts, anomalies, recommendations, the actuator's state,
-the ledger and audit log, placement scores, live accuracy) and the few operator acts
-(approve, reject, the kill switch, a drain). Times handed in are the service's clock.
+Reads (health and readiness, clusters, forecasts and their history, anomalies,
+recommendations, the actuator's state, the ledger and audit log, placement scores, live
+accuracy, the events outbox and the webhook subscribers) and the few operator acts
+(approve, reject, the kill switch, a drain), each with who did it. Times handed in are the
+service's clock, which is simulated in the embedded default (``time_basis``).
 """
 
 from __future__ import annotations
@@ -15,11 +17,30 @@ from prometheus_client import CollectorRegistry
 
 from intelligence.actuation.actuator import ScoresState
 from intelligence.actuation.adapters.base import AdapterError, Applied
-from intelligence.runtime.health import ComponentHealth, EngineHealth, HealthReport, overall_status
+from intelligence.runtime.health import (
+    ComponentHealth,
+    EngineHealth,
+    HealthReport,
+    Readiness,
+    overall_status,
+    readiness,
+)
+from intelligence.runtime.history import SeriesHistory
 from intelligence.runtime.service import Service
-from intelligence.storage.ledger import ActionRow
+from intelligence.storage import queries
+from intelligence.storage.ledger import ActionRow, ActionState
+from intelligence.storage.outbox import StoredEvent
+from intelligence.storage.queries import Page
 from intelligence.storage.recommendations import Revision, StoredRecommendation
-from intelligence.vocabulary import AnomalyScore, ClusterHealth, Forecast, RecommendationStatus, utc_now
+from intelligence.vocabulary import (
+    AnomalyScore,
+    ClusterHealth,
+    Forecast,
+    RecommendationStatus,
+    SeriesKey,
+    redact_url,
+    utc_now,
+)
 from models.bank import BankAccuracy
 
 
@@ -34,7 +55,7 @@ class ClusterRefused(Exception):
 @dataclass(frozen=True, slots=True)
 class ClusterInfo:
     health: ClusterHealth
-    url: str | None  # the metrics endpoint (None for the simulated continuum)
+    url: str | None  # the metrics endpoint, credentials masked (None for the simulated continuum)
     labels: dict[str, str]
     capacity_cores: float | None
 
@@ -66,8 +87,35 @@ class ServiceFacade:
         return self._service.settings.embedded
 
     @property
-    def token_file(self) -> Any:
-        return self._service.settings.api.token_file
+    def time_basis(self) -> str:
+        """``simulated`` (the embedded continuum's clock runs faster than real time), ``replayed`` or ``real``."""
+        return self._service.settings.time_basis
+
+    @property
+    def units(self) -> dict[str, str]:
+        """The unit of each signal's values (from the settings; empty when not said)."""
+        return {s.name: s.unit for s in self._service.settings.signals}
+
+    @property
+    def step_seconds(self) -> float:
+        return self._service.engine.step_seconds
+
+    @property
+    def horizon_steps(self) -> int:
+        return self._service.engine.horizon
+
+    @property
+    def history_keep_steps(self) -> int:
+        history = self._service.engine.history
+        return 0 if history is None else history.keep
+
+    @property
+    def event_source(self) -> str:
+        return self._service.settings.events.source
+
+    @property
+    def event_extensions(self) -> dict[str, str]:
+        return {"icostimebasis": self.time_basis}
 
     @property
     def placement_score_name(self) -> str:
@@ -116,18 +164,58 @@ class ServiceFacade:
             champions={s: c["version"] for s, c in sorted(svc.active.items())},
         )
 
+    def component_states(self) -> dict[str, str]:
+        """The state of each optional component (``ok``, ``starting``, ``degraded`` or ``disabled``)."""
+        report = self.health()
+        return {"mlflow": report.mlflow.state, "model_registry": report.model_registry.state}
+
+    def readiness(self) -> Readiness:
+        status = self._service.engine.status
+        return readiness(self.health().engine, tuple(status.health))
+
     def clusters(self) -> list[ClusterInfo]:
         configured = {c.name: c for c in self._service.settings.clusters}
         out = []
         for h in self._service.engine.status.health:
             c = configured.get(h.cluster)
-            out.append(
-                ClusterInfo(h, c.url if c else None, dict(c.labels) if c else {}, c.capacity_cores if c else None)
-            )
+            url = redact_url(c.url) if c else None
+            out.append(ClusterInfo(h, url, dict(c.labels) if c else {}, c.capacity_cores if c else None))
         return out
 
     def forecasts(self, cluster: str | None = None, signal: str | None = None, **labels: str) -> list[Forecast]:
-        return self._service.engine.forecasts.query(cluster, signal, **labels)
+        """The latest forecasts selected, in key order. One series named by all its labels is a lookup, not a scan."""
+        store = self._service.engine.forecasts
+        if cluster is not None and signal is not None and labels:
+            workload_labels = self._workload_labels.get(signal)
+            if workload_labels is not None and set(workload_labels) == set(labels):
+                found = store.get(SeriesKey.of(cluster, signal, labels))
+                return [found] if found is not None else []
+        return store.query(cluster, signal, **labels)
+
+    @property
+    def _workload_labels(self) -> dict[str, tuple[str, ...]]:
+        return {s.name: tuple(s.workload_labels) for s in self._service.settings.signals}
+
+    def forecast_history(self, key: SeriesKey, start: float, end: float) -> SeriesHistory | None:
+        history = self._service.engine.history
+        return None if history is None else history.query(key, start, end)
+
+    def history_keys(self, cluster: str | None = None, signal: str | None = None, **labels: str) -> list[SeriesKey]:
+        """The series with a history, in key order, those selected."""
+        history = self._service.engine.history
+        keys = [] if history is None else history.keys()
+        return [
+            k
+            for k in keys
+            if (cluster is None or k.cluster == cluster)
+            and (signal is None or k.signal == signal)
+            and all(k.label(name) == value for name, value in labels.items())
+        ]
+
+    def latest_samples(self) -> dict[SeriesKey, tuple[float, float]]:
+        """The newest sample of every series: (time, value)."""
+        history = self._service.engine.history
+        return {} if history is None else history.latest()
 
     def anomaly_events(
         self,
@@ -145,6 +233,19 @@ class ServiceFacade:
     def live_accuracy(self) -> BankAccuracy:
         return self._service.engine.bank.accuracy()
 
+    def accuracy_by_signal(self) -> dict[str, BankAccuracy]:
+        """One-step accuracy per signal (each in its own unit; never averaged across signals)."""
+        bank = self._service.engine.bank
+        signals = sorted({k.signal for k in bank.series_keys()})
+        return {s: bank.accuracy(s) for s in signals}
+
+    def shadow_accuracy_by_signal(self) -> dict[str, BankAccuracy]:
+        """The challengers' one-step accuracy per signal, where challengers run in shadow."""
+        shadow = self._service.engine.shadow
+        if shadow is None:
+            return {}
+        return {s: shadow.accuracy(s) for s in sorted({k.signal for k in shadow.series_keys()})}
+
     def engine_steps(self) -> int:
         return self._service.engine.status.steps
 
@@ -159,6 +260,38 @@ class ServiceFacade:
         limit: int = 100,
     ) -> list[StoredRecommendation]:
         return self._service.actuator.store.find(status, cluster, namespace, limit)
+
+    def recommendation_page(
+        self,
+        status: RecommendationStatus | None,
+        cluster: str | None,
+        namespace: str | None,
+        limit: int,
+        offset: int,
+    ) -> Page[StoredRecommendation]:
+        return queries.recommendation_page(self._service.database, status, cluster, namespace, limit, offset)
+
+    def action_page(self, state: str | None, cluster: str | None, limit: int, offset: int) -> Page[ActionRow]:
+        found = ActionState(state) if state is not None else None
+        return queries.action_page(self._service.database, found, cluster, limit, offset)
+
+    def audit_page(
+        self, event: str | None, recommendation_id: int | None, limit: int, offset: int
+    ) -> Page[dict[str, Any]]:
+        return queries.audit_page(self._service.database, event, recommendation_id, limit, offset)
+
+    def decision_counts(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        """Recommendations per (cluster, status) and actions per (cluster, state)."""
+        return queries.counts_by_cluster(self._service.database)
+
+    def capacities(self) -> dict[str, float]:
+        """Each configured cluster's capacity in cores (0: unknown), the simulated ones' too."""
+        return {name: view.capacity for name, view in self._service.engine.clusters.items()}
+
+    def webhook_lag(self) -> dict[str, int]:
+        """Events not yet delivered, per webhook subscriber."""
+        latest = self.latest_event_seq()
+        return {w["name"]: latest - w["cursor"] for w in self.webhooks() if w["cursor"] is not None}
 
     def recommendation(self, rec_id: int) -> StoredRecommendation | None:
         return self._service.actuator.store.get(rec_id)
@@ -191,6 +324,33 @@ class ServiceFacade:
     def placement_scores(self) -> ScoresState:
         return self._service.actuator.scores
 
+    # -- events ------------------------------------------------------------------------------------
+
+    def events_after(self, seq: int, limit: int = 500) -> list[StoredEvent]:
+        """Events after ``seq`` in order (every type; the caller filters after the gap guard)."""
+        outbox = self._service.outbox
+        return [] if outbox is None else outbox.after(seq, limit)
+
+    def latest_event_seq(self) -> int:
+        outbox = self._service.outbox
+        return 0 if outbox is None else outbox.latest_seq()
+
+    @property
+    def event_gap_seconds(self) -> float:
+        return self._service.settings.events.gap_seconds
+
+    @property
+    def event_poll_seconds(self) -> float:
+        return self._service.settings.events.poll_seconds
+
+    @property
+    def event_heartbeat_seconds(self) -> float:
+        return self._service.settings.events.heartbeat_seconds
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        deliverer = self._service.deliverer
+        return [] if deliverer is None else deliverer.status()
+
     # -- operator acts -------------------------------------------------------------------------------
 
     def approve(self, rec_id: int, by: str) -> None:
@@ -199,8 +359,8 @@ class ServiceFacade:
     def reject(self, rec_id: int, by: str, reason: str = "") -> None:
         self._service.actuator.reject(rec_id, self.now(), by, reason)
 
-    def set_kill_switch(self, on: bool, reason: str) -> None:
-        self._service.actuator.set_kill_switch(on, reason, self.now())
+    def set_kill_switch(self, on: bool, reason: str, by: str) -> None:
+        self._service.actuator.set_kill_switch(on, reason, self.now(), by)
 
     def drain(self, cluster: str, by: str, effect: str, reason: str) -> Applied:
         """Raises PermissionError (nothing may be enacted) or :class:`ClusterRefused` (the hub said no)."""

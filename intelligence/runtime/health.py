@@ -50,3 +50,28 @@ def overall_status(
         or any(c.state == "degraded" for c in components)
     )
     return "degraded" if degraded else "ok"
+
+
+ANSWERING = frozenset({HealthState.UP, HealthState.DEGRADED, HealthState.STALE})
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    ready: bool
+    reason: str
+    clusters: int
+    answering: int  # clusters whose last pull got an answer (up, degraded or stale)
+
+
+def readiness(engine: EngineHealth, clusters: Sequence[ClusterHealth]) -> Readiness:
+    """Ready to serve (the readiness probe): the first step is done and at least one cluster answers.
+
+    Not ready while starting (no step yet: nothing to serve), or when no cluster answers (every one down
+    or not yet polled): the forecasts would be stale. Liveness is another matter: the process works.
+    """
+    answering = sum(1 for c in clusters if c.state in ANSWERING)
+    if engine.steps == 0:
+        return Readiness(False, "starting: no engine step yet", len(clusters), answering)
+    if answering == 0:
+        return Readiness(False, f"no cluster answers ({len(clusters)} configured)", len(clusters), answering)
+    return Readiness(True, f"{answering} of {len(clusters)} clusters answer", len(clusters), answering)

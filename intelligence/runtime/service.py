@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -21,12 +22,15 @@ from intelligence.runtime.challengers import ModelSelection
 from intelligence.runtime.champions import ChampionWatcher
 from intelligence.runtime.checkpoints import Checkpoints
 from intelligence.runtime.engine import Engine, StepReport
+from intelligence.runtime.events import EventPump
 from intelligence.runtime.model_specs import Champions
 from intelligence.runtime.reload import ConfigReloader
 from intelligence.runtime.runner import Runner
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
+from intelligence.runtime.webhooks import WebhookDeliverer
 from intelligence.settings import Settings
 from intelligence.storage.database import Database
+from intelligence.storage.outbox import Outbox
 from intelligence.vocabulary import Clock, utc_now
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,9 @@ class Service:
     models: ModelSelection | None = None
     reloader: ConfigReloader | None = None
     active: Champions = field(default_factory=dict)  # champions in use per signal (shared with the model factory)
+    outbox: Outbox | None = None  # the events of the stream and the webhooks
+    pump: EventPump | None = None  # anomalies and cluster health changes into the outbox
+    deliverer: WebhookDeliverer | None = None
     started_at: float = field(default_factory=time.time)
     runner: Runner = field(init=False)
 
@@ -81,6 +88,8 @@ class Service:
             self.tracker.start()
         if self.watcher is not None:
             self.watcher.start()
+        if self.deliverer is not None:
+            self.deliverer.start()
         self.runner.start()
 
     def run_once(self) -> StepReport:
@@ -102,7 +111,14 @@ class Service:
     def on_step(self, report: StepReport) -> None:
         if self.models is not None:
             self.models.evaluate()
+        if self.pump is not None:
+            try:
+                self.pump.after_step(report.events, self.engine.status.health, report.now)
+            except Exception:
+                log.exception("events of this step not written (cluster health is reported after the next step)")
         steps = self.engine.status.steps
+        if self.outbox is not None and steps % 60 == 0:
+            self.prune_events()
         if self.tracker is not None and steps % self.settings.mlflow.log_every_steps == 0:
             metrics = self.engine.bank.accuracy().as_metrics()
             metrics["step_seconds"] = report.seconds
@@ -110,11 +126,20 @@ class Service:
         if steps % self.settings.models.checkpoint_every_steps == 0:
             self.checkpoint()
 
+    def prune_events(self) -> int:
+        """Delete events past their retention (wall-clock hours) that every webhook subscriber has had."""
+        assert self.outbox is not None
+        older = datetime.now(UTC) - timedelta(hours=self.settings.events.retention_hours)
+        pending = self.deliverer.oldest_pending() if self.deliverer is not None else None
+        return self.outbox.prune(older, pending)
+
     def checkpoint(self, wait: bool = False) -> None:
         self.checkpoints.take(self.engine.bank, wait)
 
     def stop(self) -> None:
         self.runner.stop()
+        if self.deliverer is not None:
+            self.deliverer.stop()
         self.checkpoint()
         self.checkpoints.close()
         if self.tracker is not None:

@@ -20,6 +20,7 @@ from intelligence.decisions.specs import (
     PolicySpec,
     RescheduleSpec,
 )
+from intelligence.runtime.webhooks import WebhookSpec
 from intelligence.settings import (
     ClusterSettings,
     KnativeScalingPolicy,
@@ -101,3 +102,21 @@ def collection_spec(settings: Settings) -> CollectionSpec:
         wait_seconds=col.pull_wait_seconds,
         stale_after_steps=col.stale_after_steps,
     )
+
+
+def webhook_specs(settings: Settings) -> list[WebhookSpec]:
+    """Every webhook subscriber, as the deliverer takes it."""
+    return [
+        WebhookSpec(
+            name=w.name,
+            url=w.url,
+            secret_file=w.secret_file,
+            types=tuple(w.types),
+            clusters=tuple(w.clusters),
+            namespaces=tuple(w.namespaces),
+            timeout_seconds=w.timeout_seconds,
+            backoff_seconds=w.backoff_seconds,
+            max_backoff_seconds=w.max_backoff_seconds,
+        )
+        for w in settings.events.webhooks
+    ]

@@ -22,6 +22,8 @@ from intelligence.runtime.challengers import ModelSelection
 from intelligence.runtime.champions import ChampionWatcher, load_active
 from intelligence.runtime.checkpoints import Checkpoints, checkpoint_path, restore
 from intelligence.runtime.engine import Engine
+from intelligence.runtime.events import EventPump
+from intelligence.runtime.history import ForecastHistory
 from intelligence.runtime.model_specs import (
     StartupError,
     check_models,
@@ -33,11 +35,13 @@ from intelligence.runtime.model_specs import (
 from intelligence.runtime.reload import ConfigReloader
 from intelligence.runtime.service import Service
 from intelligence.runtime.sources import build_source, cluster_catalog
-from intelligence.runtime.specs import kubernetes_spec, policy_spec
+from intelligence.runtime.specs import kubernetes_spec, policy_spec, webhook_specs
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
+from intelligence.runtime.webhooks import WebhookDeliverer
 from intelligence.settings import Settings
 from intelligence.storage.anomalies import AnomalyEvents
 from intelligence.storage.database import Database, DatabaseError, open_database
+from intelligence.storage.outbox import Outbox
 from intelligence.storage.progress import EngineProgress
 from intelligence.vocabulary import Clock, Mode, utc_now
 from models.bank import ModelBank
@@ -147,6 +151,28 @@ def build_service(
         shard_count=settings.engine.shard_count,
         clusters=cluster_catalog(settings),
         placement_score_name=settings.kubernetes.placement_score_name,
+        history=ForecastHistory(source.step_seconds, settings.history.keep_steps, settings.history.horizons),
+    )
+    outbox = Outbox(database)
+    events = settings.events
+    deliverer = (
+        WebhookDeliverer(
+            outbox,
+            webhook_specs(settings),
+            events.source,
+            {"icostimebasis": settings.time_basis},
+            poll_seconds=events.poll_seconds,
+            gap_seconds=events.gap_seconds,
+        )
+        if events.webhooks
+        else None
+    )
+    pump = EventPump(
+        outbox,
+        events.anomaly_min_score,
+        events.anomaly_max_age_steps * source.step_seconds,
+        {s.name: s.unit for s in settings.signals},
+        on_written=deliverer.wake if deliverer is not None else None,
     )
     tracker = _tracker(settings, signature) if with_tracker else None
     checkpoints = Checkpoints(path, signature, tracker, settings.mlflow.checkpoint_artifact_every)
@@ -161,6 +187,9 @@ def build_service(
         tracker=tracker,
         reloader=ConfigReloader(config_path, settings, engine) if config_path is not None else None,
         active=active,
+        outbox=outbox,
+        pump=pump,
+        deliverer=deliverer,
     )
     if settings.mlflow.enabled:
         _follow_champions(service, settings, source.step_seconds, signals)

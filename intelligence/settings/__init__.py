@@ -5,6 +5,7 @@ component receives a plain, frozen spec built from them (``intelligence.runtime.
 """
 
 from intelligence.settings.errors import ConfigError
+from intelligence.settings.events import EventSettings, WebhookSettings
 from intelligence.settings.models import MlflowSettings, ModelSettings
 from intelligence.settings.policy import (
     KnativeScalingPolicy,
@@ -18,8 +19,10 @@ from intelligence.settings.root import Settings, load_settings
 from intelligence.settings.service import (
     ApiSettings,
     EngineSettings,
+    HistorySettings,
     KnativeScalePath,
     KubernetesSettings,
+    MetricsSettings,
     StorageSettings,
 )
 from intelligence.settings.sources import (
@@ -40,9 +43,12 @@ __all__ = [
     "CollectionSettings",
     "ConfigError",
     "EngineSettings",
+    "EventSettings",
+    "HistorySettings",
     "KnativeScalePath",
     "KnativeScalingPolicy",
     "KubernetesSettings",
+    "MetricsSettings",
     "MlflowSettings",
     "ModelSettings",
     "PlacementScorePolicy",
@@ -55,6 +61,7 @@ __all__ = [
     "SignalSettings",
     "SimulationSettings",
     "StorageSettings",
+    "WebhookSettings",
     "load_settings",
     "optional_signals",
     "raw_counter",

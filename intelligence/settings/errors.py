@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from intelligence.vocabulary import redact_text
+
 
 class ConfigError(Exception):
     """Invalid configuration; ``problems`` has one line per bad key, naming it and its value."""
@@ -25,7 +27,7 @@ def describe(error: Any) -> str:
     if error.get("type") == "missing":
         return f"{loc}: required key is missing"
     value = error.get("input")
-    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    shown = redact_text(repr(value)) if not isinstance(value, dict | list) else type(value).__name__
     if len(shown) > 80:
         shown = shown[:77] + "..."
     return f"{loc}: {msg.removeprefix('Value error, ')} (got {shown})"

@@ -16,9 +16,17 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from intelligence.settings.errors import ConfigError, describe
+from intelligence.settings.events import EventSettings
 from intelligence.settings.models import MlflowSettings, ModelSettings
 from intelligence.settings.policy import PolicySettings
-from intelligence.settings.service import ApiSettings, EngineSettings, KubernetesSettings, StorageSettings
+from intelligence.settings.service import (
+    ApiSettings,
+    EngineSettings,
+    HistorySettings,
+    KubernetesSettings,
+    MetricsSettings,
+    StorageSettings,
+)
 from intelligence.settings.sources import (
     ClusterSettings,
     CollectionSettings,
@@ -48,6 +56,9 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
+    events: EventSettings = Field(default_factory=EventSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -73,6 +84,13 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """No cluster configured: run the built-in simulated continuum (or replay a file)."""
         return not self.clusters
+
+    @property
+    def time_basis(self) -> str:
+        """What the service's timestamps are: ``simulated`` (the embedded continuum), ``replayed`` or ``real``."""
+        if self.replaying:
+            return "replayed"
+        return "simulated" if self.embedded else "real"
 
     @property
     def replaying(self) -> bool:

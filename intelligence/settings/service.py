@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from intelligence.actuation.adapters.spec import KnativeScalePath, KubernetesSpec
 from intelligence.settings.base import _Group
@@ -29,9 +30,50 @@ class KubernetesSettings(_Group):
 
 
 class ApiSettings(_Group):
+    """The HTTP API. Mutating endpoints need ``Authorization: Bearer <token>``; who acted is the token's name."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # 0 picks a free port
-    token_file: Path | None = None  # bearer token for the mutating endpoints
+    token_file: Path | None = None  # one bearer token; the caller is named after the file (e.g. .../operator)
+    tokens_dir: Path | None = None  # one file per caller (a mounted Secret): the file's name is who they are
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)  # bigger bodies: 413, unread
+    access_log: bool = True  # one line per request on the logger icos.access (never a token)
+
+
+Exported = Literal["mean", "lower", "upper"]
+
+
+def _every_edge() -> list[Exported]:
+    return ["mean", "lower", "upper"]
+
+
+class MetricsSettings(_Group):
+    """What ``/metrics`` exports of each forecast: a few horizons and the band, not every step."""
+
+    horizons: list[int] = Field(default_factory=lambda: [1, 6, 12], min_length=1)  # steps ahead (beyond: dropped)
+    quantiles: list[Exported] = Field(default_factory=_every_edge, min_length=1)  # the point and the band's edges
+    max_series_per_cluster: int = Field(default=5000, ge=1)  # more series of one cluster: not exported, a warning
+
+    @field_validator("horizons")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(h < 1 for h in v):
+            raise ValueError("horizons are steps ahead, from 1")
+        return sorted(set(v))
+
+
+class HistorySettings(_Group):
+    """Past forecasts next to what happened, per series, in memory (bounded: ``keep_steps`` per series)."""
+
+    keep_steps: int = Field(default=288, ge=12, le=20_160)  # samples kept per series (a day at 5 minutes)
+    horizons: list[int] = Field(default_factory=lambda: [1, 12], min_length=1, max_length=4)  # forecasts kept
+
+    @field_validator("horizons")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(h < 1 for h in v):
+            raise ValueError("horizons are steps ahead, from 1")
+        return sorted(set(v))
 
 
 class StorageSettings(_Group):

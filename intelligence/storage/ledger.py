@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from intelligence.decisions.envelope import EnactedAction
 from intelligence.storage.database import Database, aware, jsonable
+from intelligence.storage.outbox import write_action_event
 from intelligence.storage.schema import actions, switches
 from intelligence.vocabulary import Lever, WorkloadRef
 
@@ -136,6 +137,7 @@ class ActionLedger:
                     detail=jsonable(detail),
                 )
             )
+            write_action_event(conn, action_id, now)
 
     def find(self, *states: ActionState, limit: int = 1000) -> list[ActionRow]:
         query = sa.select(actions).order_by(actions.c.id.desc()).limit(limit)

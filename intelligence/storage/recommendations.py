@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from intelligence.storage.audit import write_audit
 from intelligence.storage.database import Database, aware, jsonable
+from intelligence.storage.outbox import write_recommendation_event
 from intelligence.storage.schema import recommendation_revisions, recommendations
 from intelligence.vocabulary import ActionKind, Explanation, Lever, Recommendation, RecommendationStatus, WorkloadRef
 
@@ -51,6 +52,7 @@ def _current(dedup_key: str, now: datetime) -> sa.Select[Any]:
             recommendations.c.revision,
             recommendations.c.status,
             recommendations.c.valid_until,
+            recommendations.c.in_force_at,
         )
         .where(recommendations.c.dedup_key == dedup_key)
         .where(recommendations.c.status.in_([RecommendationStatus.OPEN.value, *standing]))
@@ -60,16 +62,23 @@ def _current(dedup_key: str, now: datetime) -> sa.Select[Any]:
     )
 
 
-def _expired(now: datetime) -> sa.Update:
+def _expire(conn: sa.Connection, now: datetime, *where: sa.ColumnElement[bool]) -> list[int]:
     """Open recommendations whose validity is over become expired (a floor's pulse ending now can still be
-    extended by the decision of this step: see :meth:`~intelligence.decisions.publication.Published.running`)."""
-    return (
+    extended by the decision of this step: see :meth:`~intelligence.decisions.publication.Published.running`);
+    each one's event is written in the same transaction. Returns their ids."""
+    result = conn.execute(
         recommendations.update()
         .where(recommendations.c.status == RecommendationStatus.OPEN.value)
         .where(recommendations.c.valid_until.is_not(None))
         .where(recommendations.c.valid_until < now)
+        .where(*where)
         .values(status=RecommendationStatus.EXPIRED.value, updated_at=now)
+        .returning(recommendations.c.id)
     )
+    expired = [int(r.id) for r in result]
+    for rec_id in expired:
+        write_recommendation_event(conn, rec_id, now, {"reason": "valid_until passed"})
+    return expired
 
 
 class RecommendationStore:
@@ -91,7 +100,7 @@ class RecommendationStore:
         now = rec.created_at
         params = jsonable(dict(rec.params))
         with self.engine.begin() as conn:
-            conn.execute(_expired(now).where(recommendations.c.dedup_key == rec.dedup_key))  # its time is over
+            _expire(conn, now, recommendations.c.dedup_key == rec.dedup_key)  # its time is over
             row = conn.execute(_current(rec.dedup_key, now)).first()
             if row is not None and row.params == params:
                 conn.execute(
@@ -104,7 +113,7 @@ class RecommendationStore:
                         in_force_at=rec.in_force_at,
                     )
                 )
-                return int(row.id), Change.REFRESHED
+                return int(row.id), Change.REFRESHED  # the same value, still standing: no event
             content = {
                 "kind": rec.kind.value,
                 "params": params,
@@ -127,6 +136,7 @@ class RecommendationStore:
                         .where(recommendations.c.id == row.id)
                         .values(status=RecommendationStatus.EXPIRED.value, updated_at=now)
                     )
+                    write_recommendation_event(conn, int(row.id), now, {"reason": "its pulse ended; another begins"})
                 revision, change = 1, Change.OPENED
                 inserted = conn.execute(
                     recommendations.insert().values(
@@ -158,6 +168,7 @@ class RecommendationStore:
             if row is not None:
                 detail["previous"] = row.params
             write_audit(conn, now, "recommended" if change is Change.OPENED else "revised", detail, rec_id)
+            write_recommendation_event(conn, rec_id, now, {"revision": revision})
             return rec_id, change
 
     def current(self, dedup_key: str, now: datetime) -> StoredRecommendation | None:
@@ -217,12 +228,13 @@ class RecommendationStore:
                 return False
             if audit is not None:
                 write_audit(conn, now, status.value, audit, rec_id)
+            write_recommendation_event(conn, rec_id, now, audit)
             return True
 
     def expire(self, now: datetime) -> int:
         """Mark open recommendations past their validity as expired."""
         with self.engine.begin() as conn:
-            return int(conn.execute(_expired(now)).rowcount or 0)
+            return len(_expire(conn, now))
 
     def find(
         self,

@@ -121,3 +121,41 @@ anomaly_events = sa.Table(
     sa.Index("ix_anomaly_events_at", "at"),
     sa.Index("ix_anomaly_events_series", "cluster", "signal", "at"),
 )
+
+# The transactional outbox: every event is written in the transaction of the change it reports, so it
+# commits with it or not at all. ``seq`` orders the stream (the SSE id, each subscriber's cursor); ``id``
+# is the CloudEvents id a receiver de-duplicates on. ``time`` is the service's clock (maybe simulated),
+# ``recorded_at`` the wall clock (retention, and how long a gap in ``seq`` is waited for).
+_SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: a rowid alias, never reused
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("type", sa.String(128), nullable=False),
+    sa.Column("subject", sa.String(512), nullable=False),
+    sa.Column("cluster", sa.String(253), nullable=True),
+    sa.Column("namespace", sa.String(253), nullable=True),
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# One row per webhook subscriber: the last event it accepted, and the state of the delivery in progress.
+# A replica leases the row before delivering (so that two replicas never deliver the same event).
+webhook_cursors = sa.Table(
+    "webhook_cursors",
+    metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("cursor", sa.BigInteger, nullable=False),
+    sa.Column("delivered", sa.BigInteger, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("leased_by", sa.String(64), nullable=True),
+    sa.Column("leased_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)

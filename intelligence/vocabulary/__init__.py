@@ -16,6 +16,7 @@ from intelligence.vocabulary.decisions import (
     recommendation_key,
 )
 from intelligence.vocabulary.forecasts import AnomalyReason, AnomalyScore, Forecast
+from intelligence.vocabulary.redaction import redact_text, redact_url
 from intelligence.vocabulary.series import (
     ClusterHealth,
     HealthState,
@@ -47,5 +48,7 @@ __all__ = [
     "WorkloadKind",
     "WorkloadRef",
     "recommendation_key",
+    "redact_text",
+    "redact_url",
     "utc_now",
 ]

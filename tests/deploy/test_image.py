@@ -58,10 +58,6 @@ def get(url: str) -> tuple[int, bytes]:
 def ready(base: str) -> bool:
     """The readiness probe's answer, as Kubernetes reads it (any 2xx or 3xx is ready)."""
     status, _ = get(f"{base}/readyz")
-    if status == 404:
-        # TODO(/readyz): the readiness endpoint is being added to the API on another branch. Until it is merged,
-        # /readyz answers 404 here and the test falls back to /healthz; delete this fallback once /readyz exists.
-        status, _ = get(f"{base}/healthz")
     return 200 <= status < 400
 
 

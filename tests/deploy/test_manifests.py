@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import jsonschema
@@ -38,6 +37,7 @@ from intelligence.actuation.adapters.spec import KnativeScalePath, KubernetesSpe
 from intelligence.settings import Settings, load_settings
 from intelligence.vocabulary import ManualClock
 from tests.deploy.container import ROOT
+from tests.exported import exported_metric_names
 from tests.fakekube import running_fake_kubes, write_kubeconfig
 from tests.fakekube.objects import OCM, deployment, managed_cluster, manifest_work, shop
 from tests.fakekube.rbac import Authorizer
@@ -451,44 +451,51 @@ def test_the_adapters_source_calls_the_client_for_exactly_these_verbs() -> None:
 # -- alert rules --------------------------------------------------------------------------------------------
 
 
-def exported_metrics() -> set[str]:
-    """The series names the service serves on /metrics (api/metrics.py, collectors/telemetry.py)."""
-    from api.metrics import ServiceMetrics
-    from collectors.telemetry import CollectorTelemetry
-
-    facade = SimpleNamespace(
-        forecasts=list,
-        latest_scores=list,
-        live_accuracy=lambda: SimpleNamespace(relative_mae=0.0, coverage=0.0),
-        engine_steps=lambda: 0,
-        cluster_health=list,
-    )
-    names = set()
-    families = [*ServiceMetrics(facade).collect(), *CollectorTelemetry().registry.collect()]  # type: ignore[arg-type]
-    for family in families:
-        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}.get(family.type, ("",))
-        names |= {family.name + suffix for suffix in suffixes}
-    return names
-
-
 def rule_groups() -> list[dict[str, Any]]:
     (rule,) = of_kind(render("single"), "PrometheusRule")
     return list(rule["spec"]["groups"])
 
 
-def test_the_alert_rules_name_only_exported_metrics() -> None:
-    exported = exported_metrics()
-    assert {"icos_engine_steps", "icos_cluster_up", "icos_collector_errors_total"} <= exported
+RULES_FILE = ROOT / "deploy" / "prometheus" / "icos-intelligence.rules.yml"
+
+
+def test_the_alert_rules_name_only_exported_metrics(embedded_settings: Settings) -> None:
+    exported = exported_metric_names(embedded_settings)
+    assert {"icos_engine_steps", "icos_cluster_up", "icos_collector_errors_total", "icos_forecast"} <= exported
+    recorded = {rule["record"] for group in rule_groups() for rule in group["rules"] if "record" in rule}
     for group in rule_groups():
         for rule in group["rules"]:
-            named_metrics = set(re.findall(r"\bicos_[a-z_]+\b", rule["expr"]))
-            assert named_metrics <= exported, f"{rule['alert']}: {named_metrics - exported} is not exported"
-    names = [group["name"] for group in rule_groups()]
-    assert names == ["icos-intelligence.health", "icos-intelligence.forecasts"]  # the place for forecast alerts
+            named_metrics = set(re.findall(r"(?<![\w:])icos_[a-z_]+(?![\w:])", rule["expr"]))  # not in a record
+            name = rule.get("alert") or rule["record"]
+            assert named_metrics <= exported, f"{name}: {named_metrics - exported} is not exported"
+            assert set(re.findall(r"\b[a-z_]+:[a-z_:]+\b", rule["expr"])) <= recorded, name
+
+
+def test_the_prometheus_rule_carries_the_forecast_rules_of_deploy_prometheus() -> None:
+    """One source for Prometheus without the operator (deploy/prometheus, checked by promtool in `make test`) and
+    the PrometheusRule: the health group, then the same groups."""
+    groups = rule_groups()
+    assert groups[0]["name"] == "icos-intelligence.health"
+    assert groups[1:] == yaml.safe_load(RULES_FILE.read_text())["groups"]
 
 
 # (alert, input series as promtool writes them, evaluation time, labels of the alert beyond the rule's own)
 ALERT_CASES: list[tuple[str, list[tuple[str, str]], str, list[dict[str, str]]]] = [
+    (
+        "IcosIntelligenceComponentDegraded",
+        [
+            ('icos_component_degraded{component="mlflow", state="degraded", instance="a"}', "1x20"),
+            ('icos_component_degraded{component="model_registry", state="ok", instance="a"}', "0x20"),
+        ],
+        "16m",
+        [{"component": "mlflow"}],
+    ),
+    (
+        "IcosIntelligenceComponentDegraded",
+        [('icos_component_degraded{component="mlflow", state="degraded", instance="a"}', "1x10 0x10")],
+        "16m",
+        [],
+    ),
     (
         "IcosIntelligenceDown",
         [('up{job="icos-intelligence", instance="a"}', "0x15")],
@@ -533,8 +540,10 @@ def test_the_alert_rules_load_and_fire_in_promtool(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups()}))
     checked = subprocess.run([promtool, "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    rules = {rule["alert"]: rule for group in rule_groups() for rule in group["rules"]}
-    assert {case[0] for case in ALERT_CASES} == set(rules)  # every alert has a test
+    # every alert of the health group has a test here; the forecast alerts are raised by a real Prometheus
+    # scraping the service in tests/integration/test_prometheus_rules.py
+    rules = {rule["alert"]: rule for rule in rule_groups()[0]["rules"]}
+    assert {case[0] for case in ALERT_CASES} == set(rules)
     tests = []
     for alert, series, at, fired in ALERT_CASES:
         rule = rules[alert]

@@ -130,8 +130,8 @@ def test_after_kill_9_nothing_is_repeated_and_time_goes_on(tmp_path):
         while get(f"{base}/healthz")["engine"]["steps"] < 30 or not get(f"{base}/v1/anomalies"):
             assert time.monotonic() < deadline, "no anomaly event within 90 s"
             time.sleep(0.1)  # polling a live server, bounded by the deadline
-        before = {r["id"]: r for r in get(f"{base}/v1/recommendations?all=true&limit=5000")}
-        events = get(f"{base}/v1/anomalies?limit=5000")
+        before = {r["id"]: r for r in get(f"{base}/v1/recommendations?all=true&limit=1000")}
+        events = get(f"{base}/v1/anomalies?limit=1000")
         crashed_at = datetime.fromisoformat(get(f"{base}/healthz")["engine"]["last_step_at"])
     finally:
         proc.kill()  # SIGKILL: no final checkpoint, so the models go back up to 20 steps
@@ -143,8 +143,8 @@ def test_after_kill_9_nothing_is_repeated_and_time_goes_on(tmp_path):
         while get(f"{base}/healthz")["engine"]["steps"] < 10:
             assert time.monotonic() < deadline, "the restarted service did not step"
             time.sleep(0.1)  # polling a live server, bounded by the deadline
-        after = get(f"{base}/v1/recommendations?all=true&limit=5000")
-        kept = get(f"{base}/v1/anomalies?limit=5000")
+        after = get(f"{base}/v1/recommendations?all=true&limit=1000")
+        kept = get(f"{base}/v1/anomalies?limit=1000")
         resumed_at = datetime.fromisoformat(get(f"{base}/healthz")["engine"]["last_step_at"])
     finally:
         again.send_signal(signal.SIGINT)

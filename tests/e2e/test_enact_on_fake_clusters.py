@@ -46,13 +46,13 @@ def continuum() -> Iterator[dict[str, FakeKube]]:
 @pytest.fixture
 def service(continuum: dict[str, FakeKube], tmp_path: Path) -> Iterator[tuple[Service, ManualClock]]:
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", continuum)
-    (tmp_path / "token").write_text(TOKEN)
+    (tmp_path / "alice").write_text(TOKEN)  # the token of the caller "alice"
     settings = load_settings(
         None,
         **{
             "storage.state_dir": str(tmp_path / "state"),
             "mlflow.enabled": False,
-            "api.token_file": str(tmp_path / "token"),
+            "api.token_file": str(tmp_path / "alice"),
             "policy.mode": "enact",
             "policy.overrides": [{"namespace": "analytics", "kind": "deployment"}],
             "kubernetes.kubeconfig": str(kubeconfig),
@@ -110,7 +110,7 @@ def test_an_operator_drains_a_cluster_through_the_api(service, continuum):
     auth = {"Authorization": f"Bearer {TOKEN}"}
     with TestClient(create_app(svc.settings, service=svc)) as client:
         assert client.post("/v1/actuator/clusters/edge-1/drain").status_code == 401
-        body = {"effect": "NoSelect", "by": "alice", "reason": "hardware fault"}
+        body = {"effect": "NoSelect", "by": "mallory", "reason": "hardware fault"}  # who drained: the token's name
         drained = client.post("/v1/actuator/clusters/edge-1/drain", json=body, headers=auth)
         assert drained.status_code == 200
         assert drained.json()["changed"] is True
