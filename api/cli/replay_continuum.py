@@ -42,6 +42,12 @@ def replay_continuum(
         typer.Option(help="A moved workload stays at least this long; move-backs are counted within it (240)"),
     ] = None,
     max_moves: Annotated[int | None, typer.Option(help="Moves decided at once (2)")] = None,
+    budget_actions: Annotated[
+        int | None, typer.Option(min=0, help="Moves enacted per hour, all workloads together (the envelope's 30)")
+    ] = None,
+    cooldown_minutes: Annotated[
+        float | None, typer.Option(min=0.0, help="Between two moves of one workload (the envelope's 5)")
+    ] = None,
     threshold: Annotated[float, typer.Option(min=0.0, help="The threshold arm's utilisation")] = 0.9,
     threshold_minutes: Annotated[float, typer.Option(min=0.0, help="... held this long before it moves")] = 5.0,
     arms: Annotated[str, typer.Option(help="Arms: static, threshold, predictive, oracle")] = (
@@ -82,8 +88,10 @@ def replay_continuum(
         "min_dwell_minutes": dwell_minutes,
         "max_moves_per_decision": max_moves,
     }
+    limits: dict[str, Any] = {"budget_actions": budget_actions, "cooldown_minutes": cooldown_minutes}
     try:
         policy = ReschedulePolicy(**{k: v for k, v in given.items() if v is not None})
+        envelope = SafetyEnvelope(**{k: v for k, v in limits.items() if v is not None})
     except ValidationError as exc:
         raise fail(f"replay-continuum: invalid option: {exc}") from None
     try:
@@ -93,7 +101,7 @@ def replay_continuum(
         raise fail(f"replay-continuum: {exc}") from None
     options = ContinuumOptions(
         reschedule=RescheduleSpec(**policy.model_dump()),
-        envelope=envelope_spec(SafetyEnvelope()),
+        envelope=envelope_spec(envelope),
         move_delay_seconds=move_delay_seconds,
         horizon_minutes=horizon_minutes,
         warmup_days=warmup_days,

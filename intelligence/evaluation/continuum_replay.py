@@ -317,6 +317,7 @@ def format_report(report: ContinuumReport) -> str:
         row("  of threshold's", lambda a: ratio(a, "threshold")),
         row("saturated cluster-minutes", lambda a: f"{report.arms[a].saturated_cluster_minutes:,.0f}"),
         row("moves", lambda a: f"{report.arms[a].moves:,}"),
+        row("  refused by the envelope", lambda a: f"{report.arms[a].refused_moves:,}"),
         row("move-backs within the dwell", lambda a: f"{report.arms[a].move_backs:,}"),
         row("core-seconds running twice", lambda a: f"{report.arms[a].double_core_seconds:,.0f}"),
         ["throttled core-seconds by cluster", *[""] * len(arms)],

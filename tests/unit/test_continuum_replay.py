@@ -251,6 +251,24 @@ def test_cli_refuses_bad_options(tmp_path):
     assert "keep predictive in --arms" in no_predictive.stderr
 
 
+def test_cli_holds_the_predictive_moves_to_the_envelopes_budget(tmp_path):
+    layout, trace = write_inputs(tmp_path)
+    out = tmp_path / "report.json"
+    args = ["replay-continuum", str(layout), str(trace), "--warmup-days", "1", "--arms", "predictive"]
+    free = CliRunner().invoke(app, [*args, "--json", str(out)])
+    assert free.exit_code == 0, free.output
+    unlimited = json.loads(out.read_text())["arms"]["predictive"]
+    held = CliRunner().invoke(app, [*args, "--json", str(out), "--budget-actions", "0"])
+    assert held.exit_code == 0, held.output
+    budget = json.loads(out.read_text())
+    assert unlimited["moves"] > 0
+    assert budget["arms"]["predictive"]["moves"] == 0
+    assert budget["arms"]["predictive"]["refused_moves"] > 0
+    assert budget["options"]["envelope"]["budget_actions"] == 0
+    assert budget["arms"]["predictive"]["throttled_core_seconds"] > unlimited["throttled_core_seconds"]
+    assert "refused by the envelope" in held.stdout
+
+
 def test_write_moves_writes_a_header_even_without_moves(tmp_path, report):
     path = tmp_path / "none.csv"
     assert write_moves(path, report, "static") == 0
