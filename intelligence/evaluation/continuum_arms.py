@@ -122,11 +122,11 @@ class ThresholdArm:
 
 
 class LoadForecasts(Protocol):
-    """Each workload's demand forecast, learnt (or known) sample by sample."""
+    """Each workload's demand forecast, learnt (or known) sample by sample; ``serving``: each one's cluster."""
 
-    def learn(self, i: int) -> None: ...
+    def learn(self, i: int, serving: np.ndarray) -> None: ...
 
-    def forecasts(self, i: int) -> Sequence[Forecast | None]: ...
+    def forecasts(self, i: int, serving: np.ndarray) -> Sequence[Forecast | None]: ...
 
 
 def workload_keys(layout: ContinuumLayout, signal: str) -> list[SeriesKey]:
@@ -135,7 +135,13 @@ def workload_keys(layout: ContinuumLayout, signal: str) -> list[SeriesKey]:
 
 
 class ModelForecasts:
-    """The service's models: each sample is learnt (scored, then learnt) before forecasting from it."""
+    """The service's models: each sample is learnt (scored, then learnt) before forecasting from it.
+
+    With ``per_cluster`` (as the service keys its series: cluster, signal, labels), a workload's
+    demand is learnt as the series of the cluster it serves from: after a move its model on the
+    destination starts afresh (and resumes where it stopped if it ever comes back). Without, one
+    series follows the workload wherever it runs (kinder to the forecasts than the service is).
+    """
 
     def __init__(
         self,
@@ -147,28 +153,36 @@ class ModelForecasts:
         forecaster: str,
         detector: str,
         forecaster_params: dict[str, Any],
+        clusters: Sequence[str] = (),
     ) -> None:
         self.epoch, self.demand, self.keys, self.horizon = epoch, demand, list(keys), horizon
+        self.clusters = list(clusters)  # empty: one series per workload
         self.step = float(epoch[1] - epoch[0])
         interval = 2.0 * quantile - 1.0  # the band's upper edge is the policy's quantile
         params = {"step_seconds": self.step, "horizon": horizon, "interval": interval, **forecaster_params}
         spec = ModelSpec.of(forecaster, detector, params, {})
         self.bank = ModelBank(lambda _key: spec, interval=interval)
 
-    def learn(self, i: int) -> None:
+    def _keys(self, serving: np.ndarray) -> list[SeriesKey]:
+        if not self.clusters:
+            return self.keys
+        return [replace(key, cluster=self.clusters[int(c)]) for key, c in zip(self.keys, serving, strict=True)]
+
+    def learn(self, i: int, serving: np.ndarray) -> None:
         stamp = self.epoch[i : i + 1]
         self.bank.observe_many(
-            [(key, stamp, self.demand[i, j : j + 1]) for j, key in enumerate(self.keys)], report_at=2.0
+            [(key, stamp, self.demand[i, j : j + 1]) for j, key in enumerate(self._keys(serving))], report_at=2.0
         )
 
-    def forecasts(self, i: int) -> list[Forecast | None]:
+    def forecasts(self, i: int, serving: np.ndarray) -> list[Forecast | None]:
+        keys = self._keys(serving)
         found: dict[SeriesKey, Forecast] = {}
-        for item in self.bank.forecast_many(self.keys, self.horizon, self.step):
+        for item in self.bank.forecast_many(keys, self.horizon, self.step):
             if isinstance(item, ForecastRows):
                 found.update((key, item.row(r)) for r, key in enumerate(item.keys))
             else:
                 found[item.key] = item
-        return [found.get(key) for key in self.keys]
+        return [found.get(key) for key in keys]
 
 
 class OracleForecasts:
@@ -181,10 +195,10 @@ class OracleForecasts:
         self.demand = np.nan_to_num(np.asarray(demand, dtype=np.float64), nan=0.0)
         self.step = float(epoch[1] - epoch[0])
 
-    def learn(self, i: int) -> None:
+    def learn(self, i: int, serving: np.ndarray) -> None:
         return None
 
-    def forecasts(self, i: int) -> list[Forecast | None]:
+    def forecasts(self, i: int, serving: np.ndarray) -> list[Forecast | None]:
         ahead = self.demand[np.minimum(np.arange(i + 1, i + 1 + self.horizon), len(self.demand) - 1)]
         tail = round(1.0 - self.quantile, 6)
         out: list[Forecast | None] = []
@@ -217,7 +231,8 @@ class ServiceArm:
         self.refused = 0  # moves the envelope did not let through
 
     def decide(self, view: ContinuumView, acting: bool) -> Moves:
-        self.source.learn(view.i)
+        serving = view.continuum.serving
+        self.source.learn(view.i, serving)
         if not acting:
             return []
         now = datetime.fromtimestamp(view.now, UTC)
@@ -225,7 +240,7 @@ class ServiceArm:
         names = [c.name for c in self.layout.clusters]
         load = [
             replace(fc, key=SeriesKey(names[int(placement[j])], fc.key.signal, fc.key.labels))
-            for j, fc in enumerate(self.source.forecasts(view.i))
+            for j, fc in enumerate(self.source.forecasts(view.i, serving))
             if fc is not None
         ]
         inputs = DecisionInputs((), load, self.views, self.last_moved, self.published)

@@ -60,6 +60,7 @@ class ContinuumOptions:
     detector: str = DEFAULT_DETECTOR
     recommendation_ttl: timedelta = timedelta(hours=1)
     arms: tuple[str, ...] = ARMS
+    series_per_cluster: bool = True  # as the service: a moved workload's demand is learnt afresh where it goes
 
     def describe(self) -> dict[str, Any]:
         envelope = asdict(self.envelope)
@@ -78,6 +79,7 @@ class ContinuumOptions:
             "detector": self.detector,
             "recommendation_ttl_minutes": self.recommendation_ttl.total_seconds() / 60.0,
             "arms": list(self.arms),
+            "series_per_cluster": self.series_per_cluster,
         }
 
 
@@ -213,8 +215,9 @@ def _arm(
     else:
         horizon = _steps(options.horizon_minutes, step)
         params = dict(options.forecaster_params)
+        clusters = [c.name for c in layout.clusters] if options.series_per_cluster else []
         source = ModelForecasts(
-            epoch, demand, keys, horizon, spec.quantile, options.forecaster, options.detector, params
+            epoch, demand, keys, horizon, spec.quantile, options.forecaster, options.detector, params, clusters
         )
     return ServiceArm(layout, source, spec, options.envelope, options.recommendation_ttl)
 

@@ -30,6 +30,9 @@ the ``tune`` half of every set against that half's static and threshold arms. Th
 meets the most targets summed over the sets; ties go to the least throttling (the sum over the
 sets of the ratio to static's), then to the value listed first. Everything else is the service's
 defaults: the rescheduling policy and envelope, the forecaster, a 60-minute forecast horizon.
+As in the service, a workload's demand is learnt as a series of the cluster it serves from: after a
+move, its model on the destination starts afresh (``--series-follow-workload``: one series follows
+it instead, kinder to the forecasts than the service is).
 ``--no-tune`` skips the search and runs ``--move-cost`` as given.
 
 Targets (the issue), per set and half: the predictive arm's throttled core-seconds at most 30% of
@@ -161,6 +164,7 @@ def options(
         warmup_days=warmup_days,
         forecaster_params=args.forecaster_params,
         arms=tuple(args.arms.split(",")) if arms is None else arms,
+        series_per_cluster=not args.series_follow_workload,
     )
 
 
@@ -269,6 +273,11 @@ def main() -> int:
     ap.add_argument("--arms", default="static,threshold,predictive,oracle")
     ap.add_argument("--move-cost-grid", default="0.05,0.1,0.2,0.3", help="move_cost values tried on the tune halves")
     ap.add_argument("--no-tune", dest="tune", action="store_false", help="run --move-cost as given")
+    ap.add_argument(
+        "--series-follow-workload",
+        action="store_true",
+        help="one series per workload wherever it runs (the service learns a moved workload afresh)",
+    )
     ap.add_argument("--json", type=Path, default=Path("bench-results/continuum.json"))
     args = ap.parse_args()
     if not VM_TRACE.is_file() or not (FUNCTIONS / "invocations.csv.gz").is_file():

@@ -295,3 +295,47 @@ def test_the_threshold_rule_measures_its_five_minutes_again_after_a_move():
     # x is in force on b from minute 25: the next five minutes above 90% end at minute 30
     assert (second.at, report.move_row(second)[1]) == (epoch[30], "z")
     assert report.arms["threshold"].move_backs == 0
+
+
+# -- the predictive arm's series ----------------------------------------------------------------------
+
+
+def forecasts_after_a_move(per_cluster: bool):
+    """A steady workload learnt for a day on edge-1 (cluster 0), then one sample on cloud-1 (cluster 2)."""
+    from intelligence.evaluation.continuum_arms import ModelForecasts, workload_keys
+
+    layout = parse_layout(LAYOUT)
+    demand = daily_surge(2)
+    epoch = START + STEP * np.arange(len(demand))
+    clusters = [c.name for c in layout.clusters] if per_cluster else []
+    keys = workload_keys(layout, "cpu")
+    source = ModelForecasts(epoch, demand, keys, 12, 0.95, "seasonal_ar", "record_ratio", {}, clusters)
+    before, after = np.array([0, 0, 0, 1]), np.array([0, 2, 0, 1])  # vision moves from edge-1 to cloud-1
+    for i in range(DAY):
+        source.learn(i, before)
+    learnt = source.forecasts(DAY - 1, before)[1]
+    source.learn(DAY, after)
+    return source, learnt, source.forecasts(DAY, after)[1]
+
+
+def test_as_in_the_service_a_moved_workload_is_learnt_afresh_on_its_new_cluster():
+    source, learnt, moved = forecasts_after_a_move(per_cluster=True)
+    assert learnt is not None
+    assert learnt.key.cluster == "edge-1"
+    vision = sorted(str(k) for k in source.bank.series_keys() if k.label("workload") == "vision")
+    assert vision == ['cloud-1/cpu{namespace="continuum",workload="vision"}',
+                      'edge-1/cpu{namespace="continuum",workload="vision"}']  # fmt: skip
+    # what is forecast for it now comes from the one sample learnt there, not from the day on edge-1
+    assert moved is not None
+    assert moved.key.cluster == "cloud-1"
+    assert moved.origin == START + STEP * DAY
+    assert moved.last == pytest.approx(daily_surge(2)[DAY, 1])
+
+
+def test_one_series_can_follow_the_workload_instead():
+    source, learnt, moved = forecasts_after_a_move(per_cluster=False)
+    assert learnt is not None
+    assert moved is not None
+    assert moved.key == learnt.key
+    assert moved.key.cluster == "continuum"
+    assert sum(k.label("workload") == "vision" for k in source.bank.series_keys()) == 1
