@@ -37,6 +37,7 @@ from models.kinds import DEFAULT_DETECTOR, DEFAULT_FORECASTER
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 ARMS = ("static", "threshold", "predictive", "oracle")
+WORKLOADS_SHOWN = 10  # the most throttled workloads in the table (all of them in the JSON)
 
 
 class ContinuumReplayError(ValueError):
@@ -329,6 +330,17 @@ def format_report(report: ContinuumReport) -> str:
             for c in report.clusters
         ),
     ]
+    worst = sorted(
+        (w for w in report.workloads if any(report.arms[a].throttled_by_workload[w] > 0 for a in arms)),
+        key=lambda w: (-max(report.arms[a].throttled_by_workload[w] for a in arms), w),
+    )
+    if worst:
+        rest = f" ({len(worst) - WORKLOADS_SHOWN} more in the JSON)" if len(worst) > WORKLOADS_SHOWN else ""
+        rows.append([f"throttled core-seconds by workload{rest}", *[""] * len(arms)])
+        rows.extend(
+            row(f"  {w}", lambda a, w=w: f"{report.arms[a].throttled_by_workload[w]:,.0f}")  # type: ignore[misc]
+            for w in worst[:WORKLOADS_SHOWN]
+        )
     width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         f"{len(report.workloads)} workloads on {len(report.clusters)} clusters, {hours:.1f} h reported after "

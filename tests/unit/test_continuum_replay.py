@@ -120,6 +120,9 @@ def test_the_report_says_everything_side_by_side(report):
     for line in ("throttled core-seconds", "saturated cluster-minutes", "move-backs within the dwell",
                  "core-seconds running twice", "of threshold's", "  edge-1"):  # fmt: skip
         assert line in table
+    # the workloads throttled in some arm, the most throttled first; never-throttled ones are left out
+    by_workload = table.split("throttled core-seconds by workload")[1].splitlines()[1:]
+    assert [line.split()[0] for line in by_workload] == ["vision", "gateway", "sensor"]
 
 
 def test_a_threshold_rule_needs_the_whole_five_minutes():
