@@ -30,7 +30,7 @@ WHEEL_PLATFORMS := --platform any $(foreach v,$(shell seq 5 36),--platform manyl
 # pyproject.toml's build-system requirement, pinned for the image
 BUILD_REQUIRES := setuptools==84.2.1
 
-.PHONY: run test lint image image-base image-tools stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint bench-replay bench-serverless bench-stream bench-api lock clean
+.PHONY: run test lint image image-base image-tools stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint bench-replay bench-serverless bench-stream bench-api bench-continuum lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/icos-intel run $(ARGS)
@@ -53,7 +53,7 @@ stack-down: $(VENV)/.installed
 	$(BIN)/python -m tests.stack down
 
 # Benchmarks print a table and write JSON under bench-results/ (not part of `make test`).
-bench: bench-collectors bench-models bench-cost bench-checkpoint bench-replay bench-serverless bench-stream bench-api
+bench: bench-collectors bench-models bench-cost bench-checkpoint bench-replay bench-serverless bench-stream bench-continuum bench-api
 
 bench-collectors: $(VENV)/.installed $(PROM)
 	$(BIN)/python -m tests.bench.bench_collectors --json bench-results/collectors.json
@@ -87,6 +87,11 @@ bench-stream: $(VENV)/.installed
 # time at 1,000 and 10,000 series, the page's time to first chart in headless Chromium.
 bench-api: $(VENV)/.installed $(CHROMIUM)
 	$(BIN)/python -m tests.bench.bench_api --json bench-results/api.json
+
+# Continuum replay: moves of static, threshold, predictive and oracle arms over edge, fog and cloud clusters, on the
+# Azure VM traces and the Azure Functions day as CPU demand; move_cost tuned on one half, reported on both.
+bench-continuum: $(VENV)/.installed
+	$(BIN)/python -m tests.bench.bench_continuum --json bench-results/continuum.json
 
 # The Python environment: pinned by requirements.lock, installed with uv (seconds instead of minutes).
 $(VENV)/.installed: pyproject.toml requirements.lock
