@@ -24,7 +24,7 @@ class ServiceMetrics:
             "Forecast value per series, steps ahead (horizon) and quantile ('mean' for the point)",
             labels=["cluster", "signal", "namespace", "workload", "horizon", "quantile"],
         )
-        for fc in svc.forecasts():
+        for fc in svc.owned_forecasts():  # a sharded fleet: each replica exports its own series
             base = [fc.key.cluster, fc.key.signal, fc.key.label("namespace"), fc.key.label("workload")]
             for k, value in enumerate(fc.point):
                 forecast.add_metric([*base, str(k + 1), "mean"], value)
@@ -36,7 +36,7 @@ class ServiceMetrics:
             "Latest anomaly score per series, in [0, 1]",
             labels=["cluster", "signal", "namespace", "workload"],
         )
-        for s in svc.latest_scores():
+        for s in svc.owned_scores():
             anomaly.add_metric(
                 [s.key.cluster, s.key.signal, s.key.label("namespace"), s.key.label("workload")], s.score
             )

@@ -44,6 +44,7 @@ def healthz(service: ServiceDep) -> HealthOut:
             "last_step_seconds": round(engine.last_step_seconds, 6),
             "last_error": engine.last_error,
             "shard": engine.shard,
+            "leader": engine.leader,
         },
         clusters=[ClusterHealthOut(**_health_fields(h)) for h in report.clusters],
         mlflow=ComponentHealth(state=report.mlflow.state, detail=report.mlflow.detail),

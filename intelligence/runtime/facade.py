@@ -3,13 +3,21 @@
 Reads (health, clusters, forecasts, anomalies, recommendations, the actuator's state,
 the ledger and audit log, placement scores, live accuracy) and the few operator acts
 (approve, reject, the kill switch, a drain). Times handed in are the service's clock.
+
+In a sharded fleet any replica answers for any series: its own series' forecasts and
+scores from memory, the other shards' from the rows they write to the decision database at
+every step (:mod:`intelligence.storage.latest`); anomaly events, recommendations, actions
+and the audit log are in that database already. ``/metrics`` exports only this replica's
+series (``owned_forecasts``, ``owned_scores``), so that a Prometheus scraping every replica
+gets each series once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -19,8 +27,20 @@ from intelligence.runtime.health import ComponentHealth, EngineHealth, HealthRep
 from intelligence.runtime.service import Service
 from intelligence.storage.ledger import ActionRow
 from intelligence.storage.recommendations import Revision, StoredRecommendation
-from intelligence.vocabulary import AnomalyScore, ClusterHealth, Forecast, RecommendationStatus, utc_now
+from intelligence.vocabulary import AnomalyScore, ClusterHealth, Forecast, RecommendationStatus, SeriesKey, utc_now
 from models.bank import BankAccuracy
+
+Keyed = TypeVar("Keyed", Forecast, AnomalyScore)
+
+
+def _selected(key: SeriesKey, labels: dict[str, str]) -> bool:
+    return all(key.label(name) == value for name, value in labels.items())
+
+
+def _merged(own: list[Keyed], others: list[Keyed], owns: Callable[[SeriesKey], bool]) -> list[Keyed]:
+    """This replica's own values, and the shared ones of the series it does not own, in key order."""
+    found: list[Keyed] = own + [x for x in others if not owns(x.key)]
+    return sorted(found, key=lambda x: x.key)
 
 
 class ClusterRefused(Exception):
@@ -94,11 +114,12 @@ class ServiceFacade:
         engine = EngineHealth(
             steps=status.steps,
             samples=status.samples,
-            series=len(svc.engine.bank),
+            series=svc.engine.series,
             last_step_at=status.last_step_at,
             last_step_seconds=status.last_step_seconds,
             last_error=status.last_error,
             shard=f"{svc.engine.shard_index}/{svc.engine.shard_count}",
+            leader=svc.engine.leading,
         )
         tracker = svc.tracker.health() if svc.tracker is not None else None
         mlflow = ComponentHealth(tracker.state, tracker.detail) if tracker else ComponentHealth("disabled")
@@ -127,7 +148,18 @@ class ServiceFacade:
         return out
 
     def forecasts(self, cluster: str | None = None, signal: str | None = None, **labels: str) -> list[Forecast]:
-        return self._service.engine.forecasts.query(cluster, signal, **labels)
+        """The latest forecasts of every series selected, this replica's and (sharded) the other shards'."""
+        engine = self._service.engine
+        own = engine.forecasts.query(cluster, signal, **labels)
+        shared = engine.replica.latest
+        if shared is None:
+            return own
+        others = [fc for _, fc in shared.forecasts(cluster, signal) if _selected(fc.key, labels)]
+        return _merged(own, others, engine.owns)
+
+    def owned_forecasts(self) -> list[Forecast]:
+        """The forecasts of the series this replica models (what its /metrics exports)."""
+        return self._service.engine.forecasts.query()
 
     def anomaly_events(
         self,
@@ -140,7 +172,17 @@ class ServiceFacade:
         return self._service.engine.anomalies.events(since, min_score, cluster, signal, limit)
 
     def latest_scores(self, cluster: str | None = None, signal: str | None = None) -> list[AnomalyScore]:
-        return self._service.engine.anomalies.latest(cluster, signal)
+        """The latest anomaly score of every series selected, this replica's and (sharded) the other shards'."""
+        engine = self._service.engine
+        own = engine.anomalies.latest(cluster, signal)
+        shared = engine.replica.latest
+        if shared is None:
+            return own
+        return _merged(own, [s for _, s in shared.scores(cluster, signal)], engine.owns)
+
+    def owned_scores(self) -> list[AnomalyScore]:
+        """The latest scores of the series this replica models (what its /metrics exports)."""
+        return self._service.engine.anomalies.latest()
 
     def live_accuracy(self) -> BankAccuracy:
         return self._service.engine.bank.accuracy()

@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from intelligence.actuation.actuator import Actuator
+from intelligence.runtime import handover
 from intelligence.runtime.challengers import ModelSelection
 from intelligence.runtime.champions import ChampionWatcher
 from intelligence.runtime.checkpoints import Checkpoints
@@ -111,7 +112,11 @@ class Service:
             self.checkpoint()
 
     def checkpoint(self, wait: bool = False) -> None:
-        self.checkpoints.take(self.engine.bank, wait)
+        engine = self.engine
+        if engine.outgoing:  # sharded: series another shard owns now, held until its checkpoint has them
+            path = self.checkpoints.path
+            engine.outgoing = handover.release(engine.bank, engine.outgoing, engine.ownership, path.parent, path)
+        self.checkpoints.take(engine.bank, wait)
 
     def stop(self) -> None:
         self.runner.stop()
@@ -124,4 +129,5 @@ class Service:
         self.engine.collector.close()
         if self.actuator.kernel is not None:
             self.actuator.kernel.close()
+        self.engine.replica.close()  # a leader hands leadership over at once
         self.database.close()
