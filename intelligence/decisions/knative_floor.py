@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from intelligence.decisions.outcomes import Decision, Outcome, hold
-from intelligence.decisions.publication import Published
+from intelligence.decisions.publication import Published, continues
 from intelligence.decisions.specs import KnativeFloorSpec
 from intelligence.vocabulary import ActionKind, Explanation, Forecast, Lever, Recommendation, WorkloadRef
 
@@ -108,6 +108,7 @@ def decide_knative_floor(
     basis = "surge" if by_surge else f"q{policy.quantile}"
     held = held_by_autoscaler(forecast, policy)
     active = published if published is not None and published.until is not None and published.running(now) else None
+    ending = published if active is None and published is not None and published.until == now else None
     inputs: dict[str, object] = {
         "series": str(forecast.key),
         "forecast_origin": _at(forecast.origin, now).isoformat(),
@@ -144,6 +145,8 @@ def decide_knative_floor(
     value = min(needed, policy.max_scale, there + policy.max_step_up)
     if value < needed:
         rejected.append(f"min-scale {needed}: bounded by max_scale {policy.max_scale} and +{policy.max_step_up}")
+    if ending is not None and continues(ending, value, now):  # the need goes on past a pulse ending now
+        active = ending
     if value <= there and active is None:
         why = f"the autoscaler holds {there} pod(s) already, max_scale {policy.max_scale}: a floor would add nothing"
         return _hold(target, Outcome.HOLD, why, inputs | {"replicas_needed": needed})

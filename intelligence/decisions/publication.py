@@ -29,9 +29,24 @@ class Published:
     until: datetime | None = None  # a floor's pulse ends then (None: a placement, which stays)
 
     def running(self, now: datetime) -> bool:
-        """Whether it still holds at ``now``: a pulse ending now can still be extended (pulses end on a step,
-        where the next decision comes: a need that goes on continues the pulse instead of opening another)."""
-        return self.until is None or self.until >= now
+        return self.until is None or self.until > now
+
+
+def continues(published: Published | None, value: int | str, now: datetime) -> bool:
+    """Whether ``value``, decided at ``now``, continues what was published rather than starting anew.
+
+    A running pulse is continued by any value (it is extended or raised, never lowered). Pulses end on a
+    step, where the next decision comes: one ending now is continued by a value at least as high (the need
+    goes on), while a lower one starts a pulse of its own (the old one is over: nothing is held higher than
+    needed, and nothing published turns back).
+    """
+    if published is None:
+        return False
+    if published.running(now):
+        return True
+    if published.until != now or not isinstance(value, int) or not isinstance(published.value, int):
+        return False
+    return value >= published.value
 
 
 def direction(before: int | str | None, after: int | str) -> int:
@@ -49,7 +64,7 @@ def calm(
 ) -> Decision:
     """The decision as it may be published: as is, turned into an extension, or held with the reason why."""
     rec = decision.recommendation
-    if rec is None or published is None or not published.running(now) or rec.value == published.value:
+    if rec is None or not continues(published, rec.value, now) or published is None or rec.value == published.value:
         return decision
     since = now - published.changed_at
     inputs: dict[str, object] = {

@@ -26,7 +26,7 @@ import numpy as np
 from intelligence.decisions.envelope import EnactedAction, Proposal, check
 from intelligence.decisions.knative_floor import decide_knative_floor
 from intelligence.decisions.outcomes import Outcome
-from intelligence.decisions.publication import Published, calm
+from intelligence.decisions.publication import Published, calm, continues
 from intelligence.decisions.specs import EnvelopeSpec, KnativeFloorSpec
 from intelligence.vocabulary import Forecast, SeriesKey, WorkloadRef
 
@@ -98,7 +98,7 @@ class EnactPipeline:
             if rec is None or rec.valid_until is None:
                 continue
             value, until = int(rec.value), rec.valid_until
-            running = known is not None and known.running(now)
+            running = known is not None and continues(known, value, now)
             if running and known is not None and int(known.value) == value:  # the pulse is extended
                 self.published[j] = Published(value, known.direction, known.changed_at, now, until)
                 arm.pulses[j][-1].end = max(arm.pulses[j][-1].end, until.timestamp() + self.delay_seconds)

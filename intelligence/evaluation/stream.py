@@ -100,7 +100,7 @@ def _reversals(target: str, lever: Lever, values: list[Published], window: timed
     moved_from: int | str | None = None
     before: Published | None = None
     for now in values:
-        over = before is not None and before.until is not None and before.until < now.at
+        over = before is not None and before.until is not None and before.until <= now.at
         if over and lever.scales and before is not None and before.recommendation_id != now.recommendation_id:
             before = None  # that pulse was over: a new one starts from the baseline
         if before is None or now.value == before.value:

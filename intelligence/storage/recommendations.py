@@ -45,14 +45,16 @@ class Revision:
 def _current(dedup_key: str, now: datetime) -> sa.Select[Any]:
     standing = [RecommendationStatus.APPROVED.value, RecommendationStatus.ENACTED.value]
     return (
-        sa.select(recommendations.c.id, recommendations.c.params, recommendations.c.revision, recommendations.c.status)
-        .where(recommendations.c.dedup_key == dedup_key)
-        .where(
-            sa.or_(
-                recommendations.c.status.in_([RecommendationStatus.OPEN.value, *standing])
-                & (recommendations.c.valid_until.is_(None) | (recommendations.c.valid_until >= now)),
-            )
+        sa.select(
+            recommendations.c.id,
+            recommendations.c.params,
+            recommendations.c.revision,
+            recommendations.c.status,
+            recommendations.c.valid_until,
         )
+        .where(recommendations.c.dedup_key == dedup_key)
+        .where(recommendations.c.status.in_([RecommendationStatus.OPEN.value, *standing]))
+        .where(recommendations.c.valid_until.is_(None) | (recommendations.c.valid_until >= now))
         .order_by(recommendations.c.id.desc())
         .limit(1)
     )
@@ -81,9 +83,10 @@ class RecommendationStore:
         """Publish ``rec``: the open recommendation of its target and lever is updated in place, else opened.
 
         The same value refreshes the standing one (its validity and confidence: a pulse extended,
-        even once enacted); another value revises an open one in place (revision + 1, the history
-        kept, audited); otherwise (none standing, or an approved or enacted one that says
-        something else) a new one opens, revision 1.
+        even once enacted, or continued when it ends now); another value revises an open one still
+        running in place (revision + 1, the history kept, audited); otherwise (none standing, one
+        ending now, or an approved or enacted one that says something else) a new one opens,
+        revision 1.
         """
         now = rec.created_at
         params = jsonable(dict(rec.params))
@@ -111,12 +114,19 @@ class RecommendationStore:
                 "valid_until": rec.valid_until,
                 "in_force_at": rec.in_force_at,
             }
-            if row is not None and row.status == RecommendationStatus.OPEN.value:
+            running = row is not None and (row.valid_until is None or aware(row.valid_until) > now)
+            if row is not None and running and row.status == RecommendationStatus.OPEN.value:
                 rec_id, revision, change = int(row.id), int(row.revision) + 1, Change.REVISED
                 conn.execute(
                     recommendations.update().where(recommendations.c.id == rec_id).values(**content, revision=revision)
                 )
             else:
+                if row is not None and row.status == RecommendationStatus.OPEN.value:  # it ends now: another begins
+                    conn.execute(
+                        recommendations.update()
+                        .where(recommendations.c.id == row.id)
+                        .values(status=RecommendationStatus.EXPIRED.value, updated_at=now)
+                    )
                 revision, change = 1, Change.OPENED
                 inserted = conn.execute(
                     recommendations.insert().values(

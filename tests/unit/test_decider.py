@@ -143,3 +143,15 @@ def test_pulses_stay_within_bounds_never_go_down_and_are_deterministic(points, w
         held_now = max(POLICY.min_scale, math.ceil((last or 0.0) / 10 - 1e-9))
         assert POLICY.min_scale < value <= POLICY.max_scale
         assert value <= held_now + POLICY.max_step_up
+
+
+def test_a_pulse_ending_now_is_continued_by_a_need_at_least_as_high_not_by_a_lower_one():
+    ending = Published(5, +1, NOW - timedelta(minutes=10), NOW - timedelta(minutes=10), NOW)
+    higher = decide_knative_floor(forecast([18, 58]), TARGET, ending, POLICY, NOW).recommendation
+    assert higher is not None
+    assert higher.params == {"min_scale": 6}
+    assert higher.in_force_at == NOW + timedelta(minutes=5) - timedelta(seconds=30)  # 5 held until the 6 is due
+    lower = decide_knative_floor(forecast([18, 38]), TARGET, ending, POLICY, NOW).recommendation
+    assert lower is not None
+    assert lower.params == {"min_scale": 4}  # the old pulse is over: nothing is held higher than needed
+    assert lower.in_force_at == NOW + timedelta(minutes=5) - timedelta(seconds=30)

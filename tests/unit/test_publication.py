@@ -52,9 +52,12 @@ def test_nothing_published_yet_the_same_value_or_a_pulse_that_has_ended_passes()
     assert calm(floor(2), None, ENVELOPE, DWELL, NOW) == floor(2)
     assert calm(floor(2), pulse(2, 1), ENVELOPE, DWELL, NOW) == floor(2)
     assert calm(floor(1), pulse(5, 30, runs_for=-1), ENVELOPE, DWELL, NOW) == floor(1)
-    ending_now = calm(floor(1), pulse(5, 30, runs_for=0), ENVELOPE, DWELL, NOW).recommendation
-    assert ending_now is not None
-    assert ending_now.params == {"min_scale": 5}
+    # a pulse ending now: a lower need starts a pulse of its own, a higher one continues it
+    assert calm(floor(1), pulse(5, 30, runs_for=0), ENVELOPE, DWELL, NOW) == floor(1)
+    wide = EnvelopeSpec(min_change=2, reversal_minutes=0)
+    continued = calm(floor(6), pulse(5, 30, runs_for=0), wide, DWELL, NOW).recommendation
+    assert continued is not None
+    assert continued.params == {"min_scale": 5}  # +1 is below min_change: the pulse is only extended
 
 
 def test_a_running_pulse_is_never_lowered_only_extended():
