@@ -30,7 +30,7 @@ WHEEL_PLATFORMS := --platform any $(foreach v,$(shell seq 5 36),--platform manyl
 # pyproject.toml's build-system requirement, pinned for the image
 BUILD_REQUIRES := setuptools==84.2.1
 
-.PHONY: run test lint image image-base image-tools stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint bench-replay bench-serverless bench-stream bench-api bench-continuum lock clean
+.PHONY: run test lint image image-base image-tools stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint bench-replay bench-serverless bench-stream bench-api bench-continuum bench-shards lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/icos-intel run $(ARGS)
@@ -53,7 +53,7 @@ stack-down: $(VENV)/.installed
 	$(BIN)/python -m tests.stack down
 
 # Benchmarks print a table and write JSON under bench-results/ (not part of `make test`).
-bench: bench-collectors bench-models bench-cost bench-checkpoint bench-replay bench-serverless bench-stream bench-continuum bench-api
+bench: bench-collectors bench-models bench-cost bench-checkpoint bench-replay bench-serverless bench-stream bench-continuum bench-shards bench-api
 
 bench-collectors: $(VENV)/.installed $(PROM)
 	$(BIN)/python -m tests.bench.bench_collectors --json bench-results/collectors.json
@@ -69,6 +69,12 @@ bench-cost: $(VENV)/.installed
 # Checkpoint and restore time and size with 10,000 and 100,000 series; the engine's pause.
 bench-checkpoint: $(VENV)/.installed
 	$(BIN)/python -m tests.bench.bench_checkpoint --json bench-results/checkpoint.json
+
+# Shards of one fleet on this machine (1, 2, 4) against three local Prometheus servers, PostgreSQL of the test stack:
+# samples per second, step time and its parts, and the projection per replica for 1 million series.
+bench-shards: $(VENV)/.installed $(PROM) $(POSTGRES)
+	$(BIN)/python -m tests.stack up
+	$(BIN)/python -m tests.bench.bench_shards --json bench-results/shards.json $(ARGS)
 
 # Decision replay: the predictive floor against Knative's reactive KPA (simulated) on the Azure VM traces as load.
 bench-replay: $(VENV)/.installed

@@ -144,8 +144,8 @@ class MetricsRenderer:
     def _render(self) -> list[str]:
         svc = self.service
         out: list[str] = []
-        forecasts = svc.forecasts()
-        scores = svc.latest_scores()
+        forecasts = svc.owned_forecasts()  # a sharded fleet: each replica exports its own series, so that a
+        scores = svc.owned_scores()  # Prometheus scraping every replica gets each series once
         samples = svc.latest_samples()
         admitted = self._admitted({*(f.key for f in forecasts), *(s.key for s in scores), *samples})
         horizons = self.export.horizons

@@ -83,6 +83,13 @@ class ModelBank:
         """The learnt state, for a checkpoint (restore with ``ModelBank(factory, interval, **snapshot)``)."""
         return {"series": self.series, "fleets": self.fleets}
 
+    def progress(self) -> dict[SeriesKey, tuple[float, int]]:
+        """Each series' last learnt timestamp and the number of samples it learnt (what a checkpoint lists)."""
+        found = {key: (m.last_timestamp, m.learnt) for key, m in self.series.items()}
+        for fleet in self.fleets.values():
+            found.update(fleet.progress())
+        return found
+
     def latest_timestamp(self) -> float:
         """The newest sample learnt by any series (-inf when none)."""
         per = (m.last_timestamp for m in self.series.values())
@@ -248,6 +255,29 @@ class ModelBank:
         self.fleets[spec] = fleet
         return True
 
+    def take(self, source: ModelBank, keys: Iterable[SeriesKey]) -> int:
+        """Take the learnt state of ``keys`` over from ``source`` (another replica's checkpoint), replacing what
+        this bank held of them; returns how many series moved.
+
+        Per-series models move as they are; series of a vectorised fleet move into this bank's
+        fleet of the same spec, slot by slot, with all they learnt. ``source`` must have been
+        made by the same model kinds and params (checkpoints check their signature), and this
+        bank's factory still says which spec a series runs. Only model state moves: forecasts
+        and scores kept elsewhere are the caller's.
+        """
+        wanted = set(keys)
+        moved = 0
+        for key in wanted & source.series.keys():
+            self.drop([key])
+            self.series[key] = source.series[key]
+            moved += 1
+        for spec, fleet in source.fleets.items():
+            here = [key for key in fleet.slots if key in wanted]
+            if here:
+                self.drop(here)
+                moved += self._fleet(spec).take(fleet, here)
+        return moved
+
     def accuracy(self, signal: str | None = None) -> BankAccuracy:
         """One-step accuracy over every series (or those of ``signal``)."""
         per = [m for k, m in self.series.items() if signal is None or k.signal == signal]
@@ -268,6 +298,15 @@ class ModelBank:
             abs_error=float(err),
             abs_naive=float(naive),
         )
+
+
+def progress_of(snapshot: dict[str, Any]) -> dict[SeriesKey, tuple[float, int]]:
+    """Each series' progress in a bank snapshot (see :meth:`ModelBank.snapshot`): a checkpoint's index."""
+    return ModelBank(_no_factory, **snapshot).progress()
+
+
+def _no_factory(key: SeriesKey) -> ModelSpec:
+    raise LookupError(f"{key}: a bank read for its index builds no models")
 
 
 def _reason(m: SeriesModels, y: float, expected: Expectation | None, why: str) -> AnomalyReason:

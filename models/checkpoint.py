@@ -1,4 +1,11 @@
-"""Checkpoints of the model bank: atomic, versioned with the model kinds' params."""
+"""Checkpoints of the model bank: atomic, versioned with the model kinds' params, with an index of their series.
+
+A checkpoint file is two pickles one after the other: a small header (format, the model
+signature, who wrote it, and each series' last learnt timestamp and sample count) and the
+bank's snapshot. :func:`read_header` reads only the first, so a replica can see which series
+another replica's checkpoint holds, and how far each got, without loading its models.
+Files of format 2 (one pickle, no index) are still read.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +16,44 @@ import pickle
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from intelligence.vocabulary import SeriesKey
+
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2: the bank's snapshot (per-series models and vectorised fleets)
+FORMAT = 3  # 3: a header with the index of the series, then the bank's snapshot; 2: the snapshot alone
+READABLE = (2, 3)
+
+Index = dict[SeriesKey, tuple[float, int]]  # per series: last learnt timestamp, samples learnt
+Indexer = Callable[[dict[str, Any]], Index]
 
 
 class CheckpointError(Exception):
     """The checkpoint cannot be used (corrupt, or made by incompatible model kinds)."""
 
 
-def dump(snapshot: dict[str, Any], signature: dict[str, Any]) -> bytes:
-    """Serialise a bank snapshot; call from the engine thread, write from anywhere."""
-    return pickle.dumps({"format": FORMAT, "signature": signature, "bank": snapshot}, protocol=pickle.HIGHEST_PROTOCOL)
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What a checkpoint says about itself; ``series`` is None for a file of format 2 (no index)."""
+
+    format: int
+    signature: dict[str, Any]
+    series: Index | None
+    meta: dict[str, Any] = field(default_factory=dict)  # who wrote it (the runtime puts the shard there)
+
+
+def dump(
+    snapshot: dict[str, Any], signature: dict[str, Any], series: Index | None = None, meta: dict[str, Any] | None = None
+) -> bytes:
+    """Serialise a bank snapshot with its header; call from the engine thread, write from anywhere."""
+    header = {"format": FORMAT, "signature": signature, "series": series, "meta": meta or {}}
+    return pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL) + pickle.dumps(
+        {"bank": snapshot}, protocol=pickle.HIGHEST_PROTOCOL
+    )
 
 
 def snapshot_copy(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -46,23 +76,52 @@ def write_atomically(path: Path, payload: bytes) -> None:
         raise
 
 
+_UNREADABLE = (OSError, pickle.UnpicklingError, EOFError, AttributeError, ModuleNotFoundError, TypeError, ValueError)
+
+
+def _header(path: Path, first: Any) -> Header:
+    if not isinstance(first, dict) or first.get("format") not in READABLE:
+        found = first.get("format") if isinstance(first, dict) else "?"
+        raise CheckpointError(f"checkpoint {path} has format {found}, expected one of {READABLE}")
+    series = first.get("series") if first["format"] >= 3 else None
+    return Header(first["format"], first.get("signature", {}), series, dict(first.get("meta") or {}))
+
+
+def read_header(path: Path) -> Header:
+    """The header alone (for format 2, the whole file is read: it has no separate header)."""
+    try:
+        with path.open("rb") as fh:
+            first = pickle.load(fh)  # noqa: S301 - our own file in our state directory
+    except _UNREADABLE as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {exc}") from exc
+    return _header(path, first)
+
+
+def read(path: Path) -> tuple[Header, dict[Any, Any]]:
+    """Header and snapshot, whatever the signature (see :func:`load` to refuse other model kinds)."""
+    return _read(path, None)
+
+
 def load(path: Path, signature: dict[str, Any]) -> dict[Any, Any]:
     """Read a checkpoint written by :func:`dump`, refusing one of other model kinds or params."""
+    return _read(path, signature)[1]
+
+
+def _read(path: Path, signature: dict[str, Any] | None) -> tuple[Header, dict[Any, Any]]:
     try:
-        data = pickle.loads(path.read_bytes())  # noqa: S301 - our own file in our state directory
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ModuleNotFoundError) as exc:
+        with path.open("rb") as fh:
+            first = pickle.load(fh)  # noqa: S301 - our own file in our state directory
+            header = _header(path, first)
+            if signature is not None and header.signature != signature:
+                raise CheckpointError(
+                    f"checkpoint {path} was made by other model kinds or params "
+                    f"({header.signature} != {signature}); move it away to start cold"
+                )
+            body = pickle.load(fh) if header.format >= 3 else first  # noqa: S301
+    except _UNREADABLE as exc:
         raise CheckpointError(f"checkpoint {path} cannot be read: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(
-            f"checkpoint {path} has format {data.get('format') if isinstance(data, dict) else '?'}, expected {FORMAT}"
-        )
-    if data.get("signature") != signature:
-        raise CheckpointError(
-            f"checkpoint {path} was made by other model kinds or params "
-            f"({data.get('signature')} != {signature}); move it away to start cold"
-        )
-    snapshot: dict[Any, Any] = data["bank"]
-    return snapshot
+    snapshot: dict[Any, Any] = body["bank"]
+    return header, snapshot
 
 
 class CheckpointWriter:
@@ -74,10 +133,19 @@ class CheckpointWriter:
     everything submitted is on disk.
     """
 
-    def __init__(self, path: Path, signature: dict[str, Any], on_written: Any = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        signature: dict[str, Any],
+        on_written: Any = None,
+        indexer: Indexer | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         self.path = path
         self.signature = signature
         self.on_written = on_written  # called with (path, bytes written, seconds) after each write
+        self.indexer = indexer  # the index of the series, from a snapshot (on this thread); None: no index
+        self.meta = meta or {}
         self._lock = threading.Condition()
         self._waiting: dict[str, Any] | None = None
         self._busy = False
@@ -116,7 +184,8 @@ class CheckpointWriter:
                 snapshot, self._waiting, self._busy = self._waiting, None, True
             try:
                 started = time.perf_counter()
-                payload = dump(snapshot, self.signature)
+                index = self.indexer(snapshot) if self.indexer is not None else None
+                payload = dump(snapshot, self.signature, index, self.meta)
                 write_atomically(self.path, payload)
                 self.written += 1
                 self.last_error = None

@@ -259,6 +259,24 @@ def _reset_slot_is_untrained(model: Any, step: Step, end: End) -> None:
     _assert_same(end(trained, others), before)  # and the others did not learn from it
 
 
+def _moved_slot_continues(model: Any, step: Step, end: End) -> None:
+    rounds = _rounds()
+    half = len(rounds) // 2
+    here, there = model.clone(), model.clone()
+    here.ensure(SERIES)
+    for r in rounds[:half]:
+        step(here, *r)
+    there.ensure(2)
+    moved, into = np.array([2]), np.array([1])  # series 2 moves into slot 1 of another model of the same kind
+    there.transplant(here, into, moved)
+    _assert_same(end(there, into), end(here, moved))
+    for slots, t, y, e in rounds[half:]:
+        if (mine := slots == 2).any():
+            sample = (t[mine], y[mine], e[mine])
+            _assert_same(step(there, into, *sample), step(here, moved, *sample))
+    _assert_same(end(there, into), end(here, moved))
+
+
 def check_batch_equals_one_by_one(model: Any) -> None:
     """Series learnt together in one set of arrays expect and forecast exactly as each learnt alone."""
     rounds = _rounds()
@@ -280,6 +298,11 @@ def check_batch_deterministic(model: Any) -> None:
 def check_reset_slot_is_untrained(model: Any) -> None:
     """A reset slot (a dropped series) forecasts as a fresh model (nothing), and a new series in it learns as there."""
     _reset_slot_is_untrained(model, _forecaster_round, _forecaster_end)
+
+
+def check_moved_slot_continues(model: Any) -> None:
+    """A series transplanted into another model of the same kind (another replica's) forecasts as if it stayed."""
+    _moved_slot_continues(model, _forecaster_round, _forecaster_end)
 
 
 def check_detector_batch_equals_one_by_one(detector: Any) -> None:
@@ -305,6 +328,11 @@ def check_detector_reset_slot_is_untrained(detector: Any) -> None:
     _reset_slot_is_untrained(detector, _detector_round, _detector_end)
 
 
+def check_detector_moved_slot_continues(detector: Any) -> None:
+    """A series transplanted into another detector of the same kind scores and explains as if it stayed."""
+    _moved_slot_continues(detector, _detector_round, _detector_end)
+
+
 def forecaster_checks() -> list[Callable[[Forecaster], None]]:
     return [
         check_clone_is_an_untrained_twin,
@@ -327,7 +355,12 @@ def detector_checks() -> list[Callable[[Detector], None]]:
 
 
 def vectorised_forecaster_checks() -> list[Callable[[Any], None]]:
-    return [check_batch_equals_one_by_one, check_batch_deterministic, check_reset_slot_is_untrained]
+    return [
+        check_batch_equals_one_by_one,
+        check_batch_deterministic,
+        check_reset_slot_is_untrained,
+        check_moved_slot_continues,
+    ]
 
 
 def vectorised_detector_checks() -> list[Callable[[Any], None]]:
@@ -335,4 +368,5 @@ def vectorised_detector_checks() -> list[Callable[[Any], None]]:
         check_detector_batch_equals_one_by_one,
         check_detector_batch_deterministic,
         check_detector_reset_slot_is_untrained,
+        check_detector_moved_slot_continues,
     ]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from intelligence.vocabulary import AnomalyReason, AnomalyScore, Forecast, SeriesKey
-from models.slots import FieldSpec, SlotArrays
+from models.slots import FieldSpec, SlotArrays, copy_rows
 
 MATURE = 288  # samples a series needs before it can seed others
 DONOR_CANDIDATES = 16  # members of a group inspected when choosing a donor
@@ -160,19 +160,44 @@ class Fleet:
         slot = self.slots.get(key)
         if slot is not None:
             return slot
-        slot = self.free.pop() if self.free else len(self.slots)
-        self.stats.grow(slot + 1)
-        self.forecaster.ensure(slot + 1)
-        self.detector.ensure(slot + 1)
+        slot = self._new_slot(key)
         donor = self._donor(key)
         if donor is not None:
             target, source = np.array([slot]), np.array([donor])
             self.forecaster.seed(target, source)
             self.detector.seed(target, source)
+        self._join(key, slot)
+        return slot
+
+    def _new_slot(self, key: SeriesKey) -> int:
+        slot = self.free.pop() if self.free else len(self.slots)
+        self.stats.grow(slot + 1)
+        self.forecaster.ensure(slot + 1)
+        self.detector.ensure(slot + 1)
+        return slot
+
+    def _join(self, key: SeriesKey, slot: int) -> None:
         self.slots[key] = slot
         for group in self._groups_of(key):
             self.groups.setdefault(group, set()).add(slot)
-        return slot
+
+    def take(self, source: Fleet, keys: Iterable[SeriesKey]) -> int:
+        """Take ``keys`` over from ``source`` (a fleet of the same spec, e.g. read from another replica's
+        checkpoint) with everything they learnt; what this fleet held of them is replaced. ``source`` is not
+        changed. Returns how many series moved."""
+        moving = [(key, source.slots[key]) for key in keys if key in source.slots]
+        if not moving:
+            return 0
+        self.drop([key for key, _ in moving])
+        targets = np.empty(len(moving), dtype=np.int64)
+        for i, (key, _) in enumerate(moving):
+            targets[i] = slot = self._new_slot(key)
+            self._join(key, slot)
+        sources = np.array([slot for _, slot in moving], dtype=np.int64)
+        self.forecaster.transplant(source.forecaster, targets, sources)
+        self.detector.transplant(source.detector, targets, sources)
+        copy_rows(self.stats, source.stats, targets, sources)
+        return len(moving)
 
     def drop(self, keys: Iterable[SeriesKey]) -> int:
         gone = [(key, self.slots.pop(key)) for key in keys if key in self.slots]
@@ -335,6 +360,11 @@ class Fleet:
         return ForecastRows(
             known, origin, step_seconds, point, lower, upper, banded, tail, self.forecaster_kind, surge, last
         )
+
+    def progress(self) -> dict[SeriesKey, tuple[float, int]]:
+        """Each series' last learnt timestamp and the number of samples it learnt."""
+        last_t, learnt = self.stats["last_t"], self.stats["learnt"]
+        return {key: (float(last_t[slot]), int(learnt[slot])) for key, slot in self.slots.items()}
 
     def latest_timestamp(self) -> float:
         used = np.array(list(self.slots.values()), dtype=np.int64)

@@ -267,6 +267,9 @@ class RecordOrResidual(OneSeriesDetector, Slotted, Params):
         for part in self._parts():
             part.seed(targets, donors)
 
+    def slot_arrays(self) -> list[SlotArrays]:
+        return [arrays for part in self._parts() for arrays in part.slot_arrays()]
+
     def bytes_per_series(self) -> int:
         return sum(part.bytes_per_series() for part in self._parts())
 

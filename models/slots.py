@@ -119,6 +119,22 @@ class Slotted:
     def bytes_per_series(self) -> int:
         return self._state().bytes_per_slot()
 
+    def slot_arrays(self) -> list[SlotArrays]:
+        """Every array of per-series state this kind holds (a composite kind lists its parts')."""
+        return [self._state()]
+
+    def transplant(self, source: Slotted, targets: np.ndarray, sources: np.ndarray) -> None:
+        """Give ``targets`` (slots made with ``ensure``) the learnt state of ``source``'s ``sources``: a series
+        moving to another fleet of the same kind (another replica's), exactly as it was."""
+        for mine, theirs in zip(self.slot_arrays(), source.slot_arrays(), strict=True):
+            copy_rows(mine, theirs, targets, sources)
+
+
+def copy_rows(target: SlotArrays, source: SlotArrays, targets: np.ndarray, sources: np.ndarray) -> None:
+    """Rows ``sources`` of ``source`` into rows ``targets`` of ``target`` (same fields), every field."""
+    for name in target.fields:
+        target.arrays[name][targets] = source.arrays[name][sources]
+
 
 SLOT0 = np.zeros(1, dtype=np.int64)
 

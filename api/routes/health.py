@@ -52,6 +52,7 @@ def healthz(service: ServiceDep) -> HealthOut:
             "last_step_seconds": round(engine.last_step_seconds, 6),
             "last_error": redact_text(engine.last_error) if engine.last_error else None,
             "shard": engine.shard,
+            "leader": engine.leader,
         },
         clusters=[ClusterHealthOut(**_health_fields(h)) for h in report.clusters],
         mlflow=ComponentHealth(state=report.mlflow.state, detail=report.mlflow.detail),

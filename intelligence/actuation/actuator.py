@@ -1,5 +1,10 @@
 """The actuator: applies each workload's mode to the decisions, keeps the queue of approvals, the kill switch.
 
+Every replica publishes its decisions; only the one that leads the fleet enacts (its own
+decisions, and in a sharded fleet the open ones of every replica's workloads in enact mode
+and the approved ones), retries, ends pulses and publishes placement scores, so that the
+envelope's budget is counted by one writer and no action is started twice.
+
 observe    decisions reach the audit log only
 recommend  recommendations are published (the default); nothing is enacted
 approve    recommendations wait for POST /v1/recommendations/{id}/approve, then are enacted
@@ -53,7 +58,14 @@ class ScoresState:
 class Actuator:
     """Publishes decisions per mode, enacts them within the envelope, and ends enacted floor pulses on time."""
 
-    def __init__(self, database: Database, book: PolicyBook, ttl: timedelta, kernel: MetaKernel | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        book: PolicyBook,
+        ttl: timedelta,
+        kernel: MetaKernel | None = None,
+        fleet: bool = False,
+    ) -> None:
         if kernel is None and book.modes & {Mode.APPROVE, Mode.ENACT}:
             raise ValueError("policy mode approve/enact needs the Kubernetes adapters (kubernetes settings)")
         self.book = book
@@ -67,6 +79,8 @@ class Actuator:
         self.published: dict[tuple[WorkloadRef, Lever], Published] = self.decided.all()
         self.scores = ScoresState()
         self.scheduled: dict[int, Recommendation] = {}  # enactable, but needed later (in_force_at): written then
+        self.fleet = fleet  # one of several replicas: the leader enacts what the others decided too
+        self.leading = True  # whether this replica enacts (it leads the fleet); see follow_leadership
         self.enactor = (
             Enactor(handlers(kernel), self.ledger, self.store, self.audit, book, self.killed)
             if kernel is not None
@@ -85,10 +99,26 @@ class Actuator:
     def last_moved(self) -> dict[tuple[str, str], datetime]:
         return self.ledger.last_moves()
 
+    def follow_leadership(self, leading: bool, now: datetime) -> int:
+        """Become the fleet's enacting replica, or stop being it.
+
+        Becoming it: take up what every replica last decided per target, and settle the actions a
+        previous leader (or this process, before a crash) left unfinished; returns how many. No
+        longer leading: forget the values scheduled for later (the new leader schedules them).
+        """
+        self.leading = leading
+        if not leading:
+            self.scheduled.clear()
+            return 0
+        self.published = self.decided.all()
+        return self.recover(now)
+
     # -- the step ------------------------------------------------------------------------------------
 
     def handle(self, decisions: Iterable[Decision], now: datetime) -> ActuatorReport:
         report = ActuatorReport()
+        enacting = self.enactor is not None and self.leading
+        handled: set[int] = set()
         for d in decisions:
             mode = self.book.for_workload(d.target).mode
             if d.outcome is not Outcome.RECOMMEND or d.recommendation is None:
@@ -111,15 +141,27 @@ class Actuator:
             until = rec.valid_until if rec.lever.scales else None
             if change is not Change.REFRESHED or (known is not None and known.until != until):
                 self.published[key] = self.decided.record(rec.target, rec.lever, rec.value, now, known, until)
-            if mode is Mode.ENACT and self.enactor is not None:
+            if mode is Mode.ENACT and enacting:
                 self._enact_when_needed(rec_id, rec, now, report)
-        if self.enactor is not None:
+                handled.add(rec_id)
+        if enacting:
+            assert self.enactor is not None
             for stored in self.store.find(status=RecommendationStatus.APPROVED, limit=1000):
                 self._enact_when_needed(stored.id, stored.recommendation, now, report)
+            if self.fleet and Mode.ENACT in self.book.modes:
+                self._enact_the_fleets(now, report, handled)
             self.enactor.retry_due(now, report)
             self._end_pulses(now, report)
         self.store.expire(now)
         return report
+
+    def _enact_the_fleets(self, now: datetime, report: ActuatorReport, handled: set[int]) -> None:
+        """The leader of a sharded fleet: the open recommendations the other replicas published for workloads in
+        enact mode (each enacted once: the ledger holds one action per recommendation)."""
+        for stored in self.store.find(status=RecommendationStatus.OPEN, limit=10_000):
+            rec = stored.recommendation
+            if stored.id not in handled and self.book.for_workload(rec.target).mode is Mode.ENACT:
+                self._enact_when_needed(stored.id, rec, now, report)
 
     def _end_pulses(self, now: datetime, report: ActuatorReport) -> None:
         """Enacted floors whose pulse is over go back to the policy's min-scale, unless a newer pulse runs."""
@@ -150,6 +192,8 @@ class Actuator:
     def enact_due(self, now: datetime) -> ActuatorReport:
         """Write the scheduled values whose time has come, if they still stand (open or approved, unchanged)."""
         report = ActuatorReport()
+        if not self.leading:
+            return report
         for rec_id, rec in sorted(self.scheduled.items()):
             if rec.in_force_at is not None and rec.in_force_at > now:
                 continue

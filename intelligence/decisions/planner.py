@@ -17,7 +17,15 @@ from intelligence.decisions.outcomes import Decision
 from intelligence.decisions.placement import placement_scores
 from intelligence.decisions.policies import PolicyBook
 from intelligence.decisions.publication import Published, calm
-from intelligence.decisions.rescheduling import ClusterLoad, ClusterView, cluster_loads, decide_moves
+from intelligence.decisions.rescheduling import (
+    ClusterLoad,
+    ClusterView,
+    LoadPart,
+    decide_moves,
+    load_parts,
+    loads_from_parts,
+    merge_parts,
+)
 from intelligence.vocabulary import ActionKind, Forecast, Lever, WorkloadKind, WorkloadRef
 
 
@@ -28,6 +36,7 @@ class DecisionInputs:
     clusters: Sequence[ClusterView] = ()
     last_moved: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
     published: Mapping[tuple[WorkloadRef, Lever], Published] = field(default_factory=dict)
+    fleet_load: Sequence[LoadPart] = ()  # sharded, on the leader: every replica's part of each cluster's load
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +67,8 @@ def plan(inputs: DecisionInputs, book: PolicyBook, now: datetime, ttl: timedelta
         decision = decide_knative_floor(fc, target, inputs.published.get((target, lever)), wp.knative, now)
         decisions.append(_as_deployment(decision) if lever is Lever.REPLICAS else decision)
     resched = book.spec.reschedule
-    loads = cluster_loads(inputs.clusters, inputs.load, resched.quantile)
+    parts = merge_parts([*load_parts(inputs.load, resched.quantile).values(), *inputs.fleet_load])
+    loads = loads_from_parts(inputs.clusters, parts)
     decisions += decide_moves(loads, book.for_workload, inputs.last_moved, resched, now, ttl)
     envelope, dwell = book.spec.envelope, timedelta(minutes=resched.min_dwell_minutes)
     calmed = [

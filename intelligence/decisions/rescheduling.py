@@ -50,10 +50,34 @@ class ClusterLoad:
         return 1.0 - self.utilisation
 
 
-def cluster_loads(
-    clusters: Iterable[ClusterView], forecasts: Iterable[Forecast], quantile: float
-) -> dict[str, ClusterLoad]:
-    """Forecast load per cluster from its workloads' forecasts (clusters without forecasts: zero load)."""
+@dataclass(frozen=True, slots=True)
+class LoadPart:
+    """What some of a cluster's workloads bring to its forecast load (one shard's share, when sharded).
+
+    Additive: the parts of disjoint sets of workloads merge (:func:`merge_parts`) into the part of
+    their union, so replicas that each model some workloads can hand the leader their parts instead
+    of their forecasts. ``scored`` and ``anomalous`` count the workloads with an anomaly score and
+    those at or above the threshold (what :func:`anomalous_clusters` judges).
+    """
+
+    cluster: str
+    steps: tuple[float, ...] = ()  # summed upper quantile per step of the horizon
+    workloads: Mapping[WorkloadRef, float] = field(default_factory=dict)  # each workload's own peak upper quantile
+    scored: int = 0
+    anomalous: int = 0
+
+    @property
+    def peak(self) -> float:
+        return max(self.steps, default=0.0)
+
+
+def load_parts(
+    forecasts: Iterable[Forecast],
+    quantile: float,
+    scores: Iterable[tuple[WorkloadRef, float]] = (),
+    threshold: float = math.inf,
+) -> dict[str, LoadPart]:
+    """Each cluster's part of the load from these forecasts (and anomaly scores, by workload)."""
     per_step: dict[str, list[float]] = {}
     workloads: dict[str, dict[WorkloadRef, float]] = defaultdict(dict)
     for fc in forecasts:
@@ -65,10 +89,56 @@ def cluster_loads(
         for i, u in enumerate(upper[: len(steps)]):
             steps[i] += u
         workloads[fc.key.cluster][fc.key.workload] = max(upper)
+    flags: dict[str, list[bool]] = defaultdict(list)
+    for ref, score in scores:
+        flags[ref.cluster].append(score >= threshold)
     return {
-        c.name: ClusterLoad(c, max(per_step.get(c.name, [0.0]), default=0.0), dict(workloads.get(c.name, {})))
+        name: LoadPart(
+            name, tuple(per_step.get(name, ())), dict(workloads.get(name, {})), len(flags[name]), sum(flags[name])
+        )
+        for name in sorted(set(per_step) | set(flags))
+    }
+
+
+def merge_parts(parts: Iterable[LoadPart]) -> dict[str, LoadPart]:
+    """The parts of each cluster summed: step by step, workloads united, counts added."""
+    merged: dict[str, LoadPart] = {}
+    for part in parts:
+        known = merged.get(part.cluster)
+        if known is None:
+            merged[part.cluster] = part
+            continue
+        long, short = (known.steps, part.steps) if len(known.steps) >= len(part.steps) else (part.steps, known.steps)
+        steps = tuple(a + (short[i] if i < len(short) else 0.0) for i, a in enumerate(long))
+        merged[part.cluster] = LoadPart(
+            part.cluster,
+            steps,
+            {**known.workloads, **part.workloads},
+            known.scored + part.scored,
+            known.anomalous + part.anomalous,
+        )
+    return merged
+
+
+def is_anomalous(part: LoadPart) -> bool:
+    """At least half of the scored workloads reach the threshold (one noisy workload is not enough)."""
+    return part.scored >= 2 and part.anomalous * 2 >= part.scored
+
+
+def loads_from_parts(clusters: Iterable[ClusterView], parts: Mapping[str, LoadPart]) -> dict[str, ClusterLoad]:
+    """Forecast load per cluster from its merged part (clusters without one: zero load)."""
+    empty = LoadPart("")
+    return {
+        c.name: ClusterLoad(c, parts.get(c.name, empty).peak, dict(parts.get(c.name, empty).workloads))
         for c in clusters
     }
+
+
+def cluster_loads(
+    clusters: Iterable[ClusterView], forecasts: Iterable[Forecast], quantile: float
+) -> dict[str, ClusterLoad]:
+    """Forecast load per cluster from its workloads' forecasts (clusters without forecasts: zero load)."""
+    return loads_from_parts(clusters, load_parts(forecasts, quantile))
 
 
 def _reason(load: ClusterLoad, policy: RescheduleSpec) -> str | None:
@@ -227,10 +297,8 @@ def _best_move(
 
 def anomalous_clusters(scores: Iterable[tuple[WorkloadRef, float]], threshold: float) -> set[str]:
     """Clusters where at least half of the scored workloads reach ``threshold`` (one noisy workload is not enough)."""
-    seen: dict[str, list[bool]] = defaultdict(list)
-    for ref, score in scores:
-        seen[ref.cluster].append(score >= threshold)
-    return {c for c, flags in seen.items() if len(flags) >= 2 and sum(flags) * 2 >= len(flags)}
+    parts = load_parts((), 0.5, scores, threshold)
+    return {name for name, part in parts.items() if is_anomalous(part)}
 
 
 def fresh(forecasts: Sequence[Forecast], now: float, max_age: float) -> list[Forecast]:

@@ -17,13 +17,18 @@ from typing import Any
 from intelligence.runtime.model_specs import StartupError
 from intelligence.settings import Settings
 from models import checkpoint
-from models.bank import ModelBank
+from models.bank import ModelBank, progress_of
 
 log = logging.getLogger(__name__)
 
 
+def checkpoint_name(shard: int) -> str:
+    return f"bank-shard{shard}.pkl"
+
+
 def checkpoint_path(settings: Settings) -> Path:
-    return settings.storage.state_dir / "checkpoints" / f"bank-shard{settings.engine.shard_index}.pkl"
+    """This shard's checkpoint: in ``storage.checkpoint_dir`` (shared by a sharded fleet), else the state directory."""
+    return settings.storage.resolved_checkpoint_dir() / checkpoint_name(settings.engine.shard_index)
 
 
 def restore(settings: Settings, path: Path, signature: dict[str, Any]) -> dict[str, Any]:
@@ -51,9 +56,17 @@ def _fetch_from_mlflow(settings: Settings, path: Path) -> None:
 
 
 class Checkpoints:
-    def __init__(self, path: Path, signature: dict[str, Any], tracker: Any | None = None, upload_every: int = 0):
+    def __init__(
+        self,
+        path: Path,
+        signature: dict[str, Any],
+        tracker: Any | None = None,
+        upload_every: int = 0,
+        meta: dict[str, Any] | None = None,
+    ):
         self.path = path
         self._signature = signature
+        self.meta = meta or {}  # who writes them (the shard and the fleet's size), in every checkpoint's header
         self.tracker = tracker  # models.tracking.MlflowTracker, or None
         self.upload_every = upload_every
         self.last_pause = 0.0  # seconds the engine spent copying its state for the last checkpoint
@@ -73,7 +86,9 @@ class Checkpoints:
     @property
     def writer(self) -> checkpoint.CheckpointWriter:
         if self._writer is None:
-            self._writer = checkpoint.CheckpointWriter(self.path, self._signature, self._written)
+            self._writer = checkpoint.CheckpointWriter(
+                self.path, self._signature, self._written, indexer=progress_of, meta=self.meta
+            )
         return self._writer
 
     def take(self, bank: ModelBank, wait: bool = False) -> None:

@@ -1,14 +1,16 @@
 """The engine: one step pulls new samples, scores and learns them, forecasts, decides, acts.
 
 ``step(now)`` takes the time as an argument and never sleeps: the runner (or a
-test) drives it. Only series of this replica's shard are modelled.
+test) drives it. Only the series this replica owns are modelled (:mod:`~intelligence.runtime.replica`);
+in a sharded fleet every replica decides the Knative floors of its own workloads, and the
+leader alone decides moves and placement scores (from every shard's part of the load) and
+enacts, for the whole fleet.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -18,8 +20,18 @@ from intelligence.actuation.actuator import Actuator, ActuatorReport
 from intelligence.decisions.placement import placement_scores_due
 from intelligence.decisions.planner import DecisionInputs, plan
 from intelligence.decisions.policies import PolicyBook
-from intelligence.decisions.rescheduling import ClusterView, anomalous_clusters, fresh
+from intelligence.decisions.rescheduling import (
+    ClusterView,
+    LoadPart,
+    anomalous_clusters,
+    fresh,
+    is_anomalous,
+    load_parts,
+    merge_parts,
+)
 from intelligence.runtime.history import ForecastHistory
+from intelligence.runtime.ownership import Ownership
+from intelligence.runtime.replica import Replica
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
 from intelligence.storage.progress import EngineProgress
 from intelligence.vocabulary import AnomalyScore, ClusterHealth, HealthState, SeriesKey
@@ -27,13 +39,6 @@ from models.bank import ModelBank
 from models.kinds import ModelSpec
 
 log = logging.getLogger(__name__)
-
-
-def shard_of(key: SeriesKey, shards: int) -> int:
-    """Stable across processes and restarts (unlike ``hash``)."""
-    if shards == 1:
-        return 0
-    return zlib.crc32(f"{key.cluster}\x00{key.workload}".encode()) % shards
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,7 @@ class Engine:
         placement_score_name: str = "icos-headroom",
         progress: EngineProgress | None = None,
         history: ForecastHistory | None = None,
+        replica: Replica | None = None,
     ) -> None:
         self.collector = collector
         self.bank = bank
@@ -90,8 +96,11 @@ class Engine:
         self.horizon = horizon
         self.step_seconds = step_seconds
         self.ttl = recommendation_ttl
-        self.shard_index = shard_index
-        self.shard_count = shard_count
+        self.replica = replica or Replica(Ownership(shard_index, shard_count))
+        self.ownership = self.replica.ownership
+        self.leading = False  # whether this replica led the fleet at its last step (see _lead)
+        self.outgoing: set[SeriesKey] = set()  # held, not modelled: series another shard now owns (see handover)
+        self._incomplete_since: float | None = None  # sharded leader: when the fleet's load was last incomplete
         self.on_step = on_step
         self._timer = timer
         self.progress = progress  # where the last step's time is kept (durable), if anywhere
@@ -99,8 +108,21 @@ class Engine:
         self.shadow_signals: frozenset[str] = frozenset()
         self.status = EngineStatus()
 
+    @property
+    def shard_index(self) -> int:
+        return self.ownership.index
+
+    @property
+    def shard_count(self) -> int:
+        return self.ownership.count
+
     def owns(self, key: SeriesKey) -> bool:
-        return shard_of(key, self.shard_count) == self.shard_index
+        return self.ownership.owns(key)
+
+    @property
+    def series(self) -> int:
+        """The series this replica models (its bank may also hold series it is handing over)."""
+        return len(self.bank) - len(self.outgoing)
 
     @staticmethod
     def _log_events(events: list[AnomalyScore], detailed: int = 5) -> None:
@@ -140,6 +162,9 @@ class Engine:
         self.anomalies.drop(keys)
         if self.history is not None:
             self.history.drop(keys)
+        self.outgoing.difference_update(keys)
+        if self.replica.latest is not None:
+            self.replica.latest.drop(keys)
         if keys:
             log.info("forgot %d series (%s)", len(keys), ", ".join(sorted({k.cluster for k in keys})))
         return len(keys)
@@ -156,31 +181,90 @@ class Engine:
         self.anomalies.drop(replaced)
         return True
 
-    def _inputs(self, result: PullResult, now: float) -> DecisionInputs:
-        """What the decider needs, gathered from the stores, the pull's health and the actuator."""
-        policies = self.book.spec
-        scaling = [f for signal in self.book.scaling_signals for f in self.forecasts.query(signal=signal)]
-        if self.shard_count > 1:
-            # A replica sees only its shard's workloads: cluster loads would be partial, and a destination's
-            # headroom over-stated. Moves and placement scores need every shard's forecasts (not yet).
-            return DecisionInputs(scaling, [], published=self.actuator.published)
-        resched = policies.reschedule
-        load = fresh(self.forecasts.query(signal=resched.signal), now, 3 * self.step_seconds) if resched.enabled else []
+    def _lead(self, when: datetime) -> bool:
+        """Whether this replica leads the fleet for this step; a change is logged and passed to the actuator."""
+        leading = self.replica.leadership.check()
+        if leading != self.leading:
+            if leading:
+                log.info(
+                    "%s leads the fleet (%s): moves, placement scores and enactment are its work",
+                    self.ownership,
+                    self.replica.leadership.how,
+                )
+            else:
+                log.warning("%s no longer leads the fleet", self.ownership)
+            settled = self.actuator.follow_leadership(leading, when)
+            if settled:
+                log.info("%s settled %d action(s) a previous leader left unfinished", self.ownership, settled)
+            self.leading = leading
+        return leading
+
+    def _views(self, result: PullResult, anomalous: set[str]) -> list[ClusterView]:
+        """Every known cluster, up unless its last pull failed, and whether its workloads look anomalous."""
         health = {h.cluster: h for h in result.health}
-        anomalous = anomalous_clusters(
-            ((a.key.workload, a.score) for a in self.anomalies.latest(signal=resched.signal)), resched.anomaly_score
-        )
-        names = sorted(set(self.clusters) | set(health))
         clusters = []
-        for name in names:
+        for name in sorted(set(self.clusters) | set(health)):
             known = self.clusters.get(name) or ClusterView(name, health[name].tier, 0.0)
             up = name not in health or health[name].state is not HealthState.DOWN
             clusters.append(replace(known, up=up, anomalous=name in anomalous))
-        return DecisionInputs(scaling, load, clusters, self.actuator.last_moved(), self.actuator.published)
+        return clusters
+
+    def _inputs(self, result: PullResult, now: float, leading: bool) -> DecisionInputs:
+        """What the decider needs, gathered from the stores, the pull's health and the actuator."""
+        policies = self.book.spec
+        scaling = [f for signal in self.book.scaling_signals for f in self.forecasts.query(signal=signal)]
+        resched = policies.reschedule
+        load = fresh(self.forecasts.query(signal=resched.signal), now, 3 * self.step_seconds) if resched.enabled else []
+        scores = ((a.key.workload, a.score) for a in self.anomalies.latest(signal=resched.signal))
+        if not self.ownership.sharded:
+            anomalous = anomalous_clusters(scores, resched.anomaly_score)
+            clusters = self._views(result, anomalous)
+            return DecisionInputs(scaling, load, clusters, self.actuator.last_moved(), self.actuator.published)
+        floors_only = DecisionInputs(scaling, [], published=self.actuator.published)
+        loads = self.replica.loads
+        if loads is None:
+            return floors_only  # nothing shared: a cluster's load would be partial, and a destination's over-stated
+        mine = load_parts(load, resched.quantile, scores, resched.anomaly_score)
+        known = set(self.clusters) | {h.cluster for h in result.health}
+        loads.write(self.shard_index, self.shard_count, mine, known, now)
+        if not leading:
+            return floors_only
+        fleet = loads.read(self.shard_count, now - 3 * self.step_seconds)
+        missing = sorted(set(range(self.shard_count)) - fleet.reporting)
+        if missing:
+            if self._incomplete_since is None:
+                self._incomplete_since = now
+                log.warning(
+                    "%s: no fresh load from shard(s) %s of %d: no moves and no placement scores until every shard "
+                    "reports",
+                    self.ownership,
+                    ", ".join(map(str, missing)),
+                    self.shard_count,
+                )
+            return floors_only
+        if self._incomplete_since is not None:
+            log.info("%s: every shard reports its load again: moves and placement scores resume", self.ownership)
+            self._incomplete_since = None
+        merged: dict[str, LoadPart] = merge_parts(fleet.parts)
+        clusters = self._views(result, {name for name, part in merged.items() if is_anomalous(part)})
+        return DecisionInputs(
+            scaling, [], clusters, self.actuator.last_moved(), self.actuator.published, list(merged.values())
+        )
+
+    def _share(self, touched: Sequence[SeriesKey], now: float) -> None:
+        """Sharded: the latest forecasts and scores of this step's series, for the other replicas to serve."""
+        latest = self.replica.latest
+        if latest is None:
+            return
+        forecasts = [fc for key in touched if (fc := self.forecasts.get(key)) is not None]
+        scores = [s for key in touched if (s := self.anomalies.get(key)) is not None]
+        latest.put(self.shard_index, forecasts, scores, now)
 
     def process(self, result: PullResult, now: float, started: float | None = None) -> StepReport:
         """Score, learn, forecast, decide and act on one pull's samples."""
         started = self._timer() if started is None else started
+        when = datetime.fromtimestamp(now, UTC)
+        leading = self._lead(when)
         if result.removed_clusters:
             gone = set(result.removed_clusters)
             self.forget(lambda k: k.cluster in gone)
@@ -195,21 +279,22 @@ class Engine:
             self.shadow.observe_many(shadowed, report_at=2.0)  # scores above 1 never happen: no events
         events = self.anomalies.put_many(scores)
         self._log_events(events)
-        fresh = self.bank.forecast_many(touched, self.horizon, self.step_seconds)
-        self.forecasts.put_many(fresh)
+        made = self.bank.forecast_many(touched, self.horizon, self.step_seconds)
+        self.forecasts.put_many(made)
         if self.history is not None:
-            self.history.record(mine, fresh)
-        when = datetime.fromtimestamp(now, UTC)
-        planned = plan(self._inputs(result, now), self.book, when, self.ttl)
+            self.history.record(mine, made)
+        self._share(touched, now)
+        planned = plan(self._inputs(result, now, leading), self.book, when, self.ttl)
         acted = self.actuator.handle(planned.decisions, when)
-        publishing = self.book.spec.placement_scores
-        self.actuator.publish_scores(
-            planned.scores,
-            self.placement_score_name,
-            when,
-            timedelta(minutes=publishing.valid_minutes),
-            placement_scores_due(self.actuator.scores.published_at, when, publishing),
-        )
+        if leading:
+            publishing = self.book.spec.placement_scores
+            self.actuator.publish_scores(
+                planned.scores,
+                self.placement_score_name,
+                when,
+                timedelta(minutes=publishing.valid_minutes),
+                placement_scores_due(self.actuator.scores.published_at, when, publishing),
+            )
         report = StepReport(now, samples, len(touched), len(events), tuple(events), acted, self._timer() - started)
         self.status.steps += 1
         self.status.last_step_at = now

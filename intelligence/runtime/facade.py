@@ -5,13 +5,21 @@ recommendations, the actuator's state, the ledger and audit log, placement score
 accuracy, the events outbox and the webhook subscribers) and the few operator acts
 (approve, reject, the kill switch, a drain), each with who did it. Times handed in are the
 service's clock, which is simulated in the embedded default (``time_basis``).
+
+In a sharded fleet any replica answers for any series: its own series' forecasts and
+scores from memory, the other shards' from the rows they write to the decision database at
+every step (:mod:`intelligence.storage.latest`); anomaly events, recommendations, actions
+and the audit log are in that database already. ``/metrics`` exports only this replica's
+series (``owned_forecasts``, ``owned_scores``), so that a Prometheus scraping every replica
+gets each series once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -42,6 +50,18 @@ from intelligence.vocabulary import (
     utc_now,
 )
 from models.bank import BankAccuracy
+
+Keyed = TypeVar("Keyed", Forecast, AnomalyScore)
+
+
+def _selected(key: SeriesKey, labels: dict[str, str]) -> bool:
+    return all(key.label(name) == value for name, value in labels.items())
+
+
+def _merged(own: list[Keyed], others: list[Keyed], owns: Callable[[SeriesKey], bool]) -> list[Keyed]:
+    """This replica's own values, and the shared ones of the series it does not own, in key order."""
+    found: list[Keyed] = own + [x for x in others if not owns(x.key)]
+    return sorted(found, key=lambda x: x.key)
 
 
 class ClusterRefused(Exception):
@@ -142,11 +162,12 @@ class ServiceFacade:
         engine = EngineHealth(
             steps=status.steps,
             samples=status.samples,
-            series=len(svc.engine.bank),
+            series=svc.engine.series,
             last_step_at=status.last_step_at,
             last_step_seconds=status.last_step_seconds,
             last_error=status.last_error,
             shard=f"{svc.engine.shard_index}/{svc.engine.shard_count}",
+            leader=svc.engine.leading,
         )
         tracker = svc.tracker.health() if svc.tracker is not None else None
         mlflow = ComponentHealth(tracker.state, tracker.detail) if tracker else ComponentHealth("disabled")
@@ -183,14 +204,24 @@ class ServiceFacade:
         return out
 
     def forecasts(self, cluster: str | None = None, signal: str | None = None, **labels: str) -> list[Forecast]:
-        """The latest forecasts selected, in key order. One series named by all its labels is a lookup, not a scan."""
-        store = self._service.engine.forecasts
+        """The latest forecasts selected, in key order: this replica's and (sharded) the other shards'. One series
+        named by all its labels is a lookup, not a scan."""
+        engine = self._service.engine
+        store = engine.forecasts
+        shared = engine.replica.latest
         if cluster is not None and signal is not None and labels:
             workload_labels = self._workload_labels.get(signal)
             if workload_labels is not None and set(workload_labels) == set(labels):
-                found = store.get(SeriesKey.of(cluster, signal, labels))
+                key = SeriesKey.of(cluster, signal, labels)
+                found = store.get(key)
+                if found is None and shared is not None and not engine.owns(key):
+                    found = next((fc for _, fc in shared.forecasts(cluster, signal) if fc.key == key), None)
                 return [found] if found is not None else []
-        return store.query(cluster, signal, **labels)
+        own = store.query(cluster, signal, **labels)
+        if shared is None:
+            return own
+        others = [fc for _, fc in shared.forecasts(cluster, signal) if _selected(fc.key, labels)]
+        return _merged(own, others, engine.owns)
 
     @property
     def _workload_labels(self) -> dict[str, tuple[str, ...]]:
@@ -201,7 +232,7 @@ class ServiceFacade:
         return None if history is None else history.query(key, start, end)
 
     def history_keys(self, cluster: str | None = None, signal: str | None = None, **labels: str) -> list[SeriesKey]:
-        """The series with a history, in key order, those selected."""
+        """The series with a history (this replica's, in a sharded fleet), in key order, those selected."""
         history = self._service.engine.history
         keys = [] if history is None else history.keys()
         return [
@@ -213,9 +244,13 @@ class ServiceFacade:
         ]
 
     def latest_samples(self) -> dict[SeriesKey, tuple[float, float]]:
-        """The newest sample of every series: (time, value)."""
+        """The newest sample of every series this replica models: (time, value)."""
         history = self._service.engine.history
         return {} if history is None else history.latest()
+
+    def owned_forecasts(self) -> list[Forecast]:
+        """The forecasts of the series this replica models (what its /metrics exports)."""
+        return self._service.engine.forecasts.query()
 
     def anomaly_events(
         self,
@@ -228,7 +263,17 @@ class ServiceFacade:
         return self._service.engine.anomalies.events(since, min_score, cluster, signal, limit)
 
     def latest_scores(self, cluster: str | None = None, signal: str | None = None) -> list[AnomalyScore]:
-        return self._service.engine.anomalies.latest(cluster, signal)
+        """The latest anomaly score of every series selected, this replica's and (sharded) the other shards'."""
+        engine = self._service.engine
+        own = engine.anomalies.latest(cluster, signal)
+        shared = engine.replica.latest
+        if shared is None:
+            return own
+        return _merged(own, [s for _, s in shared.scores(cluster, signal)], engine.owns)
+
+    def owned_scores(self) -> list[AnomalyScore]:
+        """The latest scores of the series this replica models (what its /metrics exports)."""
+        return self._service.engine.anomalies.latest()
 
     def live_accuracy(self) -> BankAccuracy:
         return self._service.engine.bank.accuracy()

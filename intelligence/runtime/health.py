@@ -25,6 +25,7 @@ class EngineHealth:
     last_step_seconds: float
     last_error: str | None
     shard: str  # "index/count"
+    leader: bool = True  # leads the fleet (a single replica always does)
 
 
 @dataclass(frozen=True, slots=True)

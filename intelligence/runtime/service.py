@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from intelligence.actuation.actuator import Actuator
+from intelligence.runtime import handover
 from intelligence.runtime.challengers import ModelSelection
 from intelligence.runtime.champions import ChampionWatcher
 from intelligence.runtime.checkpoints import Checkpoints
@@ -113,7 +114,9 @@ class Service:
             self.models.evaluate()
         if self.pump is not None:
             try:
-                self.pump.after_step(report.events, self.engine.status.health, report.now)
+                # every replica polls every cluster: only the fleet's leader reports a cluster's health
+                health = self.engine.status.health if self.engine.leading else ()
+                self.pump.after_step(report.events, health, report.now)
             except Exception:
                 log.exception("events of this step not written (cluster health is reported after the next step)")
         steps = self.engine.status.steps
@@ -134,7 +137,11 @@ class Service:
         return self.outbox.prune(older, pending)
 
     def checkpoint(self, wait: bool = False) -> None:
-        self.checkpoints.take(self.engine.bank, wait)
+        engine = self.engine
+        if engine.outgoing:  # sharded: series another shard owns now, held until its checkpoint has them
+            path = self.checkpoints.path
+            engine.outgoing = handover.release(engine.bank, engine.outgoing, engine.ownership, path.parent, path)
+        self.checkpoints.take(engine.bank, wait)
 
     def stop(self) -> None:
         self.runner.stop()
@@ -149,4 +156,5 @@ class Service:
         self.engine.collector.close()
         if self.actuator.kernel is not None:
             self.actuator.kernel.close()
+        self.engine.replica.close()  # a leader hands leadership over at once
         self.database.close()

@@ -111,6 +111,11 @@ class AnomalyStore:
             for key in keys:
                 self._latest.pop(key, None)
 
+    def get(self, key: SeriesKey) -> AnomalyScore | None:
+        with self._lock:
+            value = self._latest.get(key)
+        return None if value is None else _read(value)  # type: ignore[return-value]
+
     def latest(self, cluster: str | None = None, signal: str | None = None, **labels: str) -> list[AnomalyScore]:
         with self._lock:
             found = [value for key, value in self._latest.items() if _matches(key, cluster, signal, labels)]

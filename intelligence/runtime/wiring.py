@@ -18,6 +18,7 @@ from collectors.telemetry import CollectorTelemetry
 from intelligence.actuation.actuator import Actuator
 from intelligence.actuation.adapters.base import MetaKernel
 from intelligence.decisions.policies import PolicyBook
+from intelligence.runtime import handover
 from intelligence.runtime.challengers import ModelSelection
 from intelligence.runtime.champions import ChampionWatcher, load_active
 from intelligence.runtime.checkpoints import Checkpoints, checkpoint_path, restore
@@ -32,7 +33,9 @@ from intelligence.runtime.model_specs import (
     model_signature,
     model_spec,
 )
+from intelligence.runtime.ownership import Ownership
 from intelligence.runtime.reload import ConfigReloader
+from intelligence.runtime.replica import Replica
 from intelligence.runtime.service import Service
 from intelligence.runtime.sources import build_source, cluster_catalog
 from intelligence.runtime.specs import kubernetes_spec, policy_spec, webhook_specs
@@ -41,9 +44,12 @@ from intelligence.runtime.webhooks import WebhookDeliverer
 from intelligence.settings import Settings
 from intelligence.storage.anomalies import AnomalyEvents
 from intelligence.storage.database import Database, DatabaseError, open_database
+from intelligence.storage.fleet_loads import FleetLoads
+from intelligence.storage.latest import SharedLatest
+from intelligence.storage.leadership import leadership_for
 from intelligence.storage.outbox import Outbox
 from intelligence.storage.progress import EngineProgress
-from intelligence.vocabulary import Clock, Mode, utc_now
+from intelligence.vocabulary import Clock, Mode, SeriesKey, utc_now
 from models.bank import ModelBank
 
 log = logging.getLogger(__name__)
@@ -87,6 +93,44 @@ def _database(settings: Settings) -> Database:
         raise StartupError(f"storage.database_url: cannot open the database {exc}") from exc
 
 
+def _replica(settings: Settings, database: Database) -> Replica:
+    """This replica's shard, its election and what it shares (only when sharded)."""
+    engine = settings.engine
+    ownership = Ownership(engine.shard_index, engine.shard_count)
+    if not ownership.sharded:
+        return Replica(ownership)
+    if settings.storage.database_url is None:
+        raise StartupError(
+            f"engine.shard_count is {engine.shard_count}: the replicas must share one decision database "
+            "(set storage.database_url, e.g. PostgreSQL)"
+        )
+    if settings.storage.checkpoint_dir is None:
+        log.warning(
+            "%s without storage.checkpoint_dir: checkpoints stay in %s, so after a change of the shard count the "
+            "series that move start without their state unless every replica sees that directory",
+            ownership,
+            settings.storage.resolved_checkpoint_dir(),
+        )
+    leadership = leadership_for(database, engine.shard_index, sharded=True)
+    return Replica(ownership, leadership, FleetLoads(database), SharedLatest(database))
+
+
+def _take_over(bank: ModelBank, replica: Replica, path: Path, signature: dict[str, Any]) -> set[SeriesKey]:
+    """Sharded: adopt the series this replica owns from the other shards' checkpoints; returns the series it holds
+    but no longer owns (handed over at later checkpoints)."""
+    if not replica.sharded:
+        return set()
+    handover.adopt(bank, replica.ownership, path.parent, path, signature)
+    held = handover.outgoing(bank, replica.ownership)
+    if held:
+        log.info(
+            "%s holds %d series other shards own now: kept in its checkpoints until their owners have them",
+            replica.ownership,
+            len(held),
+        )
+    return held
+
+
 def build_service(
     settings: Settings, clock: Clock | None = None, with_tracker: bool = True, config_path: Path | None = None
 ) -> Service:
@@ -102,6 +146,8 @@ def build_service(
     progress = EngineProgress(database, settings.engine.shard_index)
     closing: list[Any] = [database]
     try:
+        replica = _replica(settings, database)
+        closing.append(replica)
         source = build_source(settings, clock, telemetry, resume=-math.inf)
         closing.append(source.collector)
         signals = model_signals(settings)
@@ -115,6 +161,7 @@ def build_service(
         )
         if restored:
             log.info("restored %d series from %s", len(bank), path)
+        held = _take_over(bank, replica, path, signature)
         # a simulated or replayed clock goes on from the last step processed (kept in the database at every
         # step), never back to the checkpoint: nothing is decided twice, or dated before what was decided
         resume = max(bank.latest_timestamp(), progress.last_step() or -math.inf)
@@ -129,8 +176,9 @@ def build_service(
             resource.close()
         raise
     ttl = timedelta(minutes=settings.policy.recommendation_ttl_minutes)
-    actuator = Actuator(database, book, ttl, kernel)
-    settled = actuator.recover(utc_now(source.clock))
+    actuator = Actuator(database, book, ttl, kernel, fleet=replica.sharded)
+    leading = replica.leadership.check()
+    settled = actuator.follow_leadership(leading, utc_now(source.clock))
     if settled:
         log.info("settled %d action(s) a previous run left unfinished", settled)
     engine = Engine(
@@ -147,12 +195,14 @@ def build_service(
         horizon=settings.models.horizon_steps,
         step_seconds=source.step_seconds,
         recommendation_ttl=ttl,
-        shard_index=settings.engine.shard_index,
-        shard_count=settings.engine.shard_count,
         clusters=cluster_catalog(settings),
         placement_score_name=settings.kubernetes.placement_score_name,
         history=ForecastHistory(source.step_seconds, settings.history.keep_steps, settings.history.horizons),
+        replica=replica,
     )
+    engine.leading, engine.outgoing = leading, held
+    if replica.sharded:
+        log.info("%s%s", replica.ownership, f": leads the fleet ({replica.leadership.how})" if leading else "")
     outbox = Outbox(database)
     events = settings.events
     deliverer = (
@@ -175,7 +225,13 @@ def build_service(
         on_written=deliverer.wake if deliverer is not None else None,
     )
     tracker = _tracker(settings, signature) if with_tracker else None
-    checkpoints = Checkpoints(path, signature, tracker, settings.mlflow.checkpoint_artifact_every)
+    checkpoints = Checkpoints(
+        path,
+        signature,
+        tracker,
+        settings.mlflow.checkpoint_artifact_every,
+        meta={"shard": settings.engine.shard_index, "shards": settings.engine.shard_count},
+    )
     service = Service(
         settings=settings,
         clock=source.clock,

@@ -81,14 +81,21 @@ class StorageSettings(_Group):
 
     state_dir: Path = Path(".icos-state")
     database_url: str | None = None  # SQLAlchemy URL; default sqlite in state_dir
+    # Model checkpoints: a directory every replica reads and writes (a shared volume) when sharded, so that the
+    # series a replica takes over come with their state; none: <state_dir>/checkpoints (this replica's alone)
+    checkpoint_dir: Path | None = None
     anomaly_retention_days: float = Field(default=14.0, gt=0.0)  # anomaly events older than this are pruned
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.state_dir / 'decisions.db').resolve()}"
 
+    def resolved_checkpoint_dir(self) -> Path:
+        return self.checkpoint_dir or self.state_dir / "checkpoints"
+
 
 class EngineSettings(_Group):
-    """The loop, and sharding for scale-out (each replica owns hash(series) % shards == index)."""
+    """Sharding for scale-out: this replica is shard ``shard_index`` of ``shard_count`` and models the series whose
+    (cluster, workload labels) rendezvous-hash to it (intelligence/runtime/ownership.py)."""
 
     shard_index: int = Field(default=0, ge=0)
     shard_count: int = Field(default=1, ge=1)

@@ -159,3 +159,30 @@ webhook_cursors = sa.Table(
     sa.Column("leased_until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+fleet_load_parts = sa.Table(
+    "fleet_load_parts",
+    metadata,
+    sa.Column("shard", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("cluster", sa.String(253), primary_key=True),
+    sa.Column("shard_count", sa.Integer, nullable=False),  # the fleet's size as the writer knows it
+    sa.Column("written_at", sa.Float, nullable=False),  # epoch seconds of the writer's step
+    sa.Column("steps", sa.JSON, nullable=False),  # summed upper quantile per step of the horizon
+    sa.Column("workloads", sa.JSON, nullable=False),  # [[namespace, name, peak], ...]
+    sa.Column("scored", sa.Integer, nullable=False),
+    sa.Column("anomalous", sa.Integer, nullable=False),
+)
+
+series_latest = sa.Table(
+    "series_latest",
+    metadata,
+    sa.Column("series", sa.String(2048), primary_key=True),  # str(SeriesKey): cluster/signal{labels}
+    sa.Column("cluster", sa.String(253), nullable=False),
+    sa.Column("signal", sa.String(64), nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("shard", sa.Integer, nullable=False),  # the replica that wrote it (its owner then)
+    sa.Column("written_at", sa.Float, nullable=False),  # epoch seconds of that replica's step
+    sa.Column("forecast", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("score", sa.JSON(none_as_null=True), nullable=True),  # the latest anomaly score
+    sa.Index("ix_series_latest_cluster_signal", "cluster", "signal"),
+)

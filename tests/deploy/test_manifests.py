@@ -51,12 +51,13 @@ ACCOUNT = (NAMESPACE, "icos-intelligence")
 KUBERNETES_VERSIONS = ("1.28", "1.32")
 CONFIG_MOUNT = "/etc/icos-intelligence"
 WORKLOADS = ("Deployment", "StatefulSet")
+SHARED_CHECKPOINTS = "/var/lib/icos-intelligence-checkpoints"  # overlays/sharded: every shard's checkpoints
 
 # What each overlay's settings deliberately set apart from the code's defaults (every other key must be
 # the default). The environment sets more in the sharded overlay: the shard and two URLs from Secrets.
 DELIBERATE = {
     "single": {"api.host", "api.token_file", "storage.state_dir"},
-    "sharded": {"clusters", "api.host", "api.token_file", "storage.state_dir"},
+    "sharded": {"clusters", "api.host", "api.token_file", "storage.state_dir", "storage.checkpoint_dir"},
     "enact": {"clusters", "policy.mode", "kubernetes.in_cluster", "api.host", "api.token_file", "storage.state_dir"},
 }
 
@@ -195,7 +196,8 @@ def test_the_pod_is_hardened_and_writes_only_to_its_volumes(overlay: str) -> Non
     assert main["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert main["args"] == ["--config", f"{CONFIG_MOUNT}/icos.yaml"]
     writable = {mount["mountPath"] for mount in main["volumeMounts"] if not mount.get("readOnly")}
-    assert writable == {image_env("ICOS_STORAGE__STATE_DIR"), "/tmp"}
+    shared = {SHARED_CHECKPOINTS} if overlay == "sharded" else set()
+    assert writable == {image_env("ICOS_STORAGE__STATE_DIR"), "/tmp", *shared}
 
 
 def test_the_workloads_share_one_pod_template_but_for_sharding() -> None:
@@ -208,7 +210,8 @@ def test_the_workloads_share_one_pod_template_but_for_sharding() -> None:
         "ICOS_STORAGE__DATABASE_URL",
         "ICOS_MLFLOW__TRACKING_URI",
     ]
-    assert [m for m in sharded_main.pop("volumeMounts") if m["name"] != "thanos"] == single_main.pop("volumeMounts")
+    own = [m for m in sharded_main.pop("volumeMounts") if m["name"] not in ("thanos", "checkpoints")]
+    assert own == single_main.pop("volumeMounts")
     assert sharded_main == single_main
     pod = {key: value for key, value in single["spec"].items() if key not in ("containers", "volumes")}
     assert {key: value for key, value in sharded["spec"].items() if key not in ("containers", "volumes")} == pod
@@ -268,6 +271,17 @@ def test_the_sharded_overlay_passes_each_replica_its_shard() -> None:
         == named(render("sharded"), "Service", sts["spec"]["serviceName"])["metadata"]["name"]
     )
     assert [claim["metadata"]["name"] for claim in sts["spec"]["volumeClaimTemplates"]] == ["state"]
+
+
+def test_the_shards_share_one_checkpoint_directory(tmp_path: Path) -> None:
+    """Series move at a resize with their state only if every replica sees every shard's checkpoints."""
+    objects = render("sharded")
+    pod = workload("sharded")["spec"]["template"]["spec"]
+    (mount,) = [m for m in container("sharded")["volumeMounts"] if m["mountPath"] == SHARED_CHECKPOINTS]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    claim = named(objects, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # one claim for every pod, not a claim template
+    assert str(settings_of("sharded", tmp_path).storage.checkpoint_dir) == SHARED_CHECKPOINTS
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -38,6 +38,7 @@ class LoggedRequest:
     content_type: str
     status: int
     verb: str | None = None  # the RBAC verb (get, list, watch, create, update, patch, delete)
+    token: str = ""  # the bearer token it came with: who sent it, when several clients share one fake
 
 
 @dataclass(slots=True)
@@ -136,6 +137,13 @@ def _require_json(request: kmock.Request, resource_type: ResourceType) -> None:
         raise errors.unsupported_media_type(media, ["application/json", "application/yaml"])
 
 
+def _bearer(request: kmock.Request) -> str:
+    for header, value in request.headers.items():
+        if header.lower() == "authorization" and value.lower().startswith("bearer "):
+            return value[len("bearer ") :].strip()
+    return ""
+
+
 def _json_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> aiohttp.web.Response:
     return aiohttp.web.json_response(body, status=status, headers=headers)
 
@@ -183,6 +191,7 @@ class FakeKubeEmulator(kmock.KubernetesEmulator):
                 content_type=_content_type(request),
                 status=response.status,
                 verb=verb,
+                token=_bearer(request),
             )
         )
         return response

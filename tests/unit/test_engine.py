@@ -13,7 +13,8 @@ from collectors.base import PullResult
 from intelligence.actuation.actuator import Actuator
 from intelligence.decisions.policies import PolicyBook
 from intelligence.decisions.specs import PolicySpec
-from intelligence.runtime.engine import Engine, shard_of
+from intelligence.runtime.engine import Engine
+from intelligence.runtime.ownership import owner
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
 from intelligence.storage.anomalies import AnomalyEvents
 from intelligence.storage.database import Database, open_database
@@ -104,7 +105,7 @@ def test_shards_split_the_series_completely_and_disjointly(database):
         e = engine(database, [PullResult(batches(KEYS, 0, 20), health("cloud-1", "edge-1"))], index, 3)
         e.step(T0 + 20 * STEP)
         modelled.append(set(e.bank.series_keys()))
-        assert {k for k in KEYS if shard_of(k, 3) == index} == modelled[-1]
+        assert {k for k in KEYS if owner(k, 3) == index} == modelled[-1]
     assert set().union(*modelled) == set(KEYS)
     assert sum(len(m) for m in modelled) == len(KEYS)
     # a workload's signals stay together: the decider sees a workload's requests and cpu in one replica

@@ -1,0 +1,41 @@
+"""This replica's place in the fleet: the series it owns, whether it leads, and what it shares with the others.
+
+A single replica (the default) owns every series, always leads and shares nothing. A shard
+of a sharded fleet owns the series :mod:`~intelligence.runtime.ownership` gives it, leads
+when it wins the election of :mod:`~intelligence.storage.leadership`, and shares two things
+through the decision database at every step: its part of each cluster's forecast load (the
+leader merges them to decide moves and placement scores) and the latest forecast and
+anomaly score of its series (any replica answers for any series).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from intelligence.runtime.ownership import Ownership
+from intelligence.storage.fleet_loads import FleetLoads
+from intelligence.storage.latest import SharedLatest
+from intelligence.storage.leadership import Leadership, StaticLeadership
+
+
+@dataclass
+class Replica:
+    ownership: Ownership = field(default_factory=Ownership)
+    leadership: Leadership = field(default_factory=lambda: StaticLeadership(True))
+    loads: FleetLoads | None = None  # sharded: every shard's part of the clusters' load, merged by the leader
+    latest: SharedLatest | None = None  # sharded: the latest forecast and score of every series
+
+    @property
+    def sharded(self) -> bool:
+        return self.ownership.sharded
+
+    @property
+    def index(self) -> int:
+        return self.ownership.index
+
+    @property
+    def count(self) -> int:
+        return self.ownership.count
+
+    def close(self) -> None:
+        self.leadership.close()
