@@ -42,11 +42,11 @@ class StepAheadBand:
 
     def fields(self) -> dict[str, FieldSpec]:
         """The per-series state: edges, error count and mean |error| per step ahead."""
-        h, f8 = self.horizon, np.float64
+        h, f4 = self.horizon, np.float32
         return {
-            "q": FieldSpec((h, 2), f8, 0.0),  # band edges per step ahead, in units of spread
-            "err_n": FieldSpec((h,), f8, 0.0),
-            "err_abs": FieldSpec((h,), f8, 0.0),  # mean |normalised error| per step ahead
+            "q": FieldSpec((h, 2), f4, 0.0),  # band edges per step ahead, in units of spread
+            "err_n": FieldSpec((h,), f4, 0.0),
+            "err_abs": FieldSpec((h,), f4, 0.0),  # mean |normalised error| per step ahead
         }
 
     def track(self, s: SlotArrays, idx: Index, e: np.ndarray, valid: np.ndarray) -> None:
