@@ -34,9 +34,9 @@ class LagMoments:
     >>> u = np.zeros(3000)
     >>> for t in range(2, 3000):  # an AR(2): u_t = 0.5 u_{t-1} - 0.3 u_{t-2} + noise
     ...     u[t] = 0.5 * u[t - 1] - 0.3 * u[t - 2] + rng.normal()
-    ...     lags, const = np.array([[u[t - 1], u[t - 2]]]), np.ones((1, 1))
+    ...     lags, const = np.array([[u[t - 1]], [u[t - 2]]]), np.ones((1, 1))
     ...     lm.learn(state, SLOT0, np.array([t]), lags, const, u[t : t + 1])
-    >>> np.round(lm.solve(state, SLOT0)[0, :2], 1).tolist()
+    >>> np.round(lm.solve(state, SLOT0)[:2, 0], 1).tolist()
     [0.5, -0.3]
     """
 
@@ -60,73 +60,99 @@ class LagMoments:
         }
 
     def learn(self, s: SlotArrays, idx: Index, n: np.ndarray, lags: np.ndarray, x: np.ndarray, u: np.ndarray) -> None:
-        """One sample per series: ``u`` [series] after ``lags`` [series, p] (newest first) and features ``x``.
+        """One sample per series: ``u`` [series] after ``lags`` [p, series] (newest first), features ``x`` [f, series].
 
         ``n`` is the number of samples each series has learnt before: the first ones weigh
         as a running mean does, later ones ``rate``.
         """
-        a = np.maximum(self.rate, 1.0 / (n + 1.0)).astype(np.float32)[:, None]
-        u = u.astype(np.float32)[:, None]
-        acov = s["acov"][idx]
-        acov[:, :1] += a * (u * u - acov[:, :1])
-        acov[:, 1:] += a * (u * lags - acov[:, 1:])
-        cross, ff, fu = s["cross"][idx], s["ff"][idx], s["fu"][idx]
-        cross += a[:, :, None] * (lags[:, :, None] * x[:, None, :] - cross)
-        ff += a[:, :, None] * (x[:, :, None] * x[:, None, :] - ff)
-        fu += a * (x * u - fu)
+        a = np.maximum(self.rate, 1.0 / (n + 1.0)).astype(np.float32)
+        keep = 1.0 - a
+        u = u.astype(np.float32)
+        au = a * u
+        acov, cross, ff, fu = s["acov"][..., idx], s["cross"][..., idx], s["ff"][..., idx], s["fu"][..., idx]
+        acov *= keep
+        acov[0] += au * u
+        acov[1:] += au * lags
+        cross *= keep
+        cross += (a * lags)[:, None, :] * x[None, :, :]
+        ax = a * x
+        ff *= keep
+        ff += ax[:, None, :] * x[None, :, :]
+        fu *= keep
+        fu += ax * u
         if not isinstance(idx, slice):  # gathered copies: write them back
-            s["acov"][idx], s["cross"][idx], s["ff"][idx], s["fu"][idx] = acov, cross, ff, fu
+            s["acov"][..., idx], s["cross"][..., idx], s["ff"][..., idx], s["fu"][..., idx] = acov, cross, ff, fu
 
     def normal_equations(self, s: SlotArrays, slots: Index) -> tuple[np.ndarray, np.ndarray]:
-        """``A w = b`` for each series: ``A`` [series, k, k] (with the ridge), ``b`` [series, k], in float64."""
+        """``A w = b`` for each series: ``A`` [k, k, series] (with the ridge), ``b`` [k, series], in float64."""
         p, k = self.p, self.k
-        acov = s["acov"][slots].astype(np.float64)
-        cross = s["cross"][slots].astype(np.float64)
-        m = len(acov)
-        a = np.empty((m, k, k))
-        toeplitz = np.abs(np.arange(p)[:, None] - np.arange(p)[None, :])
-        a[:, :p, :p] = acov[:, toeplitz]
-        a[:, :p, p:] = cross
-        a[:, p:, :p] = cross.transpose(0, 2, 1)
-        a[:, p:, p:] = s["ff"][slots]
-        a[:, np.arange(k), np.arange(k)] += self.ridge
-        b = np.concatenate([acov[:, 1:], s["fu"][slots].astype(np.float64)], axis=1)
+        acov = s["acov"][:, slots].astype(np.float64)  # [p + 1, series]
+        cross = s["cross"][..., slots]  # [p, f, series]
+        a = np.empty((k, k, acov.shape[1]))
+        a[:p, :p] = acov[np.abs(np.arange(p)[:, None] - np.arange(p)[None, :])]  # Toeplitz: rows are contiguous
+        a[:p, p:] = cross
+        a[p:, :p] = cross.transpose(1, 0, 2)
+        a[p:, p:] = s["ff"][..., slots]
+        a[np.arange(k), np.arange(k)] += self.ridge
+        b = np.concatenate([acov[1:], s["fu"][:, slots]])
         return a, b
 
-    def solve(self, s: SlotArrays, slots: Index) -> np.ndarray:
-        """The ridge least-squares weights [series, k] (lags first, then features)."""
-        a, b = self.normal_equations(s, slots)
-        return solve_spd(a, b)
+    def solve(self, s: SlotArrays, slots: np.ndarray, chunk: int = 8192) -> np.ndarray:
+        """The ridge least-squares weights [k, series] (lags first, then features), ``chunk`` series at a time."""
+        out = np.empty((self.k, len(slots)))
+        for start in range(0, len(slots), chunk):
+            part = slots[start : start + chunk]
+            out[:, start : start + len(part)] = solve_spd(*self.normal_equations(s, part))
+        return out
 
 
 def solve_spd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``a[i] x[i] = b[i]`` for symmetric positive definite ``a`` [m, k, k], by Cholesky, vectorised over m.
+    """Solve ``a[:, :, i] x[:, i] = b[:, i]`` for symmetric ``a`` [k, k, m], by Cholesky, vectorised over m.
 
-    A system that is not positive definite (a pivot at or below 1e-12 of its diagonal's
-    scale) gets a zero solution: the caller's "no information" answer.
+    Every operation runs on rows of m values, so a system's solution never depends on
+    the others in the batch (a fleet computes what single series compute), and there is
+    no per-system overhead. The lag block's Yule-Walker approximation can make a system
+    slightly indefinite: such a system is solved again with its diagonal loaded by a
+    tenth of its mean (a stronger ridge); one that is still not positive definite, or
+    whose solution is not finite, gets a zero solution: the caller's "no information".
 
-    >>> a = np.array([[[4.0, 2.0], [2.0, 3.0]]])
-    >>> np.round(solve_spd(a, np.array([[2.0, 1.0]])), 6).tolist()
-    [[0.5, 0.0]]
+    >>> a = np.array([[[4.0, 2.0], [2.0, 3.0]], [[1.0, 2.0], [2.0, 1.0]]]).transpose(1, 2, 0)  # 2nd: indefinite
+    >>> np.round(solve_spd(a, np.array([[2.0, 1.0], [1.0, 1.0]]).T), 6).T.tolist()
+    [[0.5, 0.0], [0.0, 0.0]]
     """
-    m, k = b.shape
-    low = np.zeros_like(a)
-    scale = np.maximum(np.abs(np.einsum("mii->mi", a)).max(axis=1), 1e-300)
-    ok = np.ones(m, dtype=bool)
-    for j in range(k):
-        row = low[:, j, :j]
-        pivot = a[:, j, j] - np.einsum("mi,mi->m", row, row)
-        ok &= pivot > 1e-12 * scale
-        d = np.sqrt(np.where(ok, pivot, 1.0))
-        low[:, j, j] = d
-        if j + 1 < k:
-            below = a[:, j + 1 :, j] - np.einsum("mri,mi->mr", low[:, j + 1 :, :j], row)
-            low[:, j + 1 :, j] = below / d[:, None]
-    z = np.empty_like(b)
-    for j in range(k):
-        z[:, j] = (b[:, j] - np.einsum("mi,mi->m", low[:, j, :j], z[:, :j])) / low[:, j, j]
-    x = np.empty_like(b)
-    for j in reversed(range(k)):
-        x[:, j] = (z[:, j] - np.einsum("mi,mi->m", low[:, j + 1 :, j], x[:, j + 1 :])) / low[:, j, j]
-    x[~(ok & np.isfinite(x).all(axis=1))] = 0.0
+    k = b.shape[0]
+    low, ok = _cholesky(a)
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        loaded = a[..., bad].copy()
+        loaded[np.arange(k), np.arange(k)] *= 1.1  # + a tenth of each diagonal entry
+        low[..., bad], ok[bad] = _cholesky(loaded)
+    with np.errstate(all="ignore"):  # near-singular systems overflow here: they are zeroed below
+        z = np.empty_like(b)
+        for j in range(k):
+            z[j] = (b[j] - (low[j, :j] * z[:j]).sum(axis=0)) / low[j, j]
+        x = np.empty_like(b)
+        for j in reversed(range(k)):
+            x[j] = (z[j] - (low[j + 1 :, j] * x[j + 1 :]).sum(axis=0)) / low[j, j]
+    x[:, ~(ok & np.isfinite(x).all(axis=0))] = 0.0
     return x
+
+
+def _cholesky(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower Cholesky factors of ``a`` [k, k, m] and which systems are positive definite (others: identity)."""
+    k, m = a.shape[0], a.shape[2]
+    low = np.zeros_like(a)
+    scale = np.abs(a[np.arange(k), np.arange(k)]).max(axis=0)
+    ok = np.ones(m, dtype=bool)
+    with np.errstate(all="ignore"):  # a system that overflows is not positive definite: marked below
+        for j in range(k):
+            row = low[j, :j]
+            pivot = a[j, j] - (row * row).sum(axis=0)
+            ok &= pivot > 1e-12 * scale
+            d = np.sqrt(np.where(ok, pivot, 1.0))
+            low[j, j] = d
+            if j + 1 < k:
+                low[j + 1 :, j] = (a[j + 1 :, j] - (low[j + 1 :, :j] * row).sum(axis=1)) / d
+        ok &= np.isfinite(low).all(axis=(0, 1))
+    low[..., ~ok] = np.eye(k)[..., None]
+    return low, ok

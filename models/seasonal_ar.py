@@ -55,7 +55,7 @@ import numpy as np
 
 from models.base import Expectation, Params, PointForecast
 from models.lag_moments import LagMoments
-from models.slots import SLOT0, FieldSpec, Index, Slotted, as_index, one
+from models.slots import SLOT0, FieldSpec, Round, Slotted, one
 from models.step_ahead_band import StepAheadBand
 from models.surge import SurgeProfile
 
@@ -158,11 +158,11 @@ class SeasonalAR(Slotted, Params):
             **self._moments.fields(),  # acov, cross, ff, fu
             "m_n": FieldSpec((), f4, 0.0),  # samples in the moments (a seeded series starts with some)
             "w": FieldSpec((self._k,), f4, 0.0),
-            "fc": FieldSpec((h, h), f4, math.nan),  # [target % h, ahead - 1]: cumulative change, in origin spreads
+            "fc": FieldSpec((h, h), f4, math.nan),  # [origin % h, ahead - 1]: cumulative change, in origin spreads
             "origin": FieldSpec((h,), np.int64, NEVER),  # [origin % h]: the step of that origin
             "origin_y": FieldSpec((h,), f8, math.nan),  # [origin % h]: the value and the spread there
             "origin_spread": FieldSpec((h,), f8, 0.0),
-            **self._band.fields(),  # q, err_n, err_abs
+            **self._band.fields(),  # q_lo, q_hi, err_n, err_abs
             "ph_mean": FieldSpec((), f4, 0.0),  # Page-Hinkley on one-step |error|
             "ph_sum": FieldSpec((), f4, 0.0),
             "ph_min": FieldSpec((), f4, 0.0),
@@ -181,7 +181,8 @@ class SeasonalAR(Slotted, Params):
         "ff",
         "fu",
         "w",
-        "q",
+        "q_lo",
+        "q_hi",
         "err_n",
         "err_abs",
         "ph_mean",
@@ -194,7 +195,7 @@ class SeasonalAR(Slotted, Params):
         s["m_n"][targets] = np.minimum(s["m_n"][donors], SEED_MEMORY)  # its own samples soon outweigh the donor's
 
     # -- vectorised protocol -----------------------------------------------------
-    def _bins(self, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _bins(self, steps: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
         t = steps * self.step_seconds
         day = np.minimum((np.mod(t, DAY) * (self.day_bins / DAY)).astype(np.int64), self.day_bins - 1)
         week = np.minimum((np.mod(t, WEEK) * (self.week_bins / WEEK)).astype(np.int64), self.week_bins - 1)
@@ -211,133 +212,157 @@ class SeasonalAR(Slotted, Params):
         if first.any():
             fs = slots[first]
             s["step"][fs], s["y"][fs], s["level"][fs], s["n"][fs] = steps[first], y[first], y[first], 1
-            self._remember(fs)
+            self._remember(Round.of(fs, steps[first]))
         gap = steps - s["step"][slots]
         go = ~first & (gap > 0)
         if not go.all():
             slots, steps, y, gap = slots[go], steps[go], y[go], gap[go]
         if slots.size == 0:
             return
-        idx = as_index(slots)
-        self._score_band(idx, slots, steps, y)
+        r = Round.of(slots, steps)
+        idx = r.idx
+        self._score_band(r, y)
         # copies: with a slice ``idx`` these would be views, changed by the writes below
         previous, level, n, spread = (s[name][idx].copy() for name in ("y", "level", "n", "spread"))
         change = (y - previous) / gap  # a gap spreads the change evenly
         updated = spread + (np.abs(change) - spread) * np.where(n > 101, 0.01, 1.0 / n)
         scale = np.where(updated > 0, updated, 1.0)  # 0 only when nothing moved: then u is 0
-        u = change / scale  # at most 1 / 0.01 (the spread's rate) once warm
-        day, week = self._bins(steps)
-        x = np.empty((len(slots), FEATURES), dtype=np.float32)
-        x[:, 0] = s["day"][slots, day]
-        x[:, 1] = s["week"][slots, week]
-        x[:, 2] = np.clip((previous - level) / scale, -MAX_LEVEL, MAX_LEVEL) if self._level_rate else 0.0
-        x[:, 3] = 1.0
+        u = (change / scale).astype(np.float32)  # at most 1 / 0.01 (the spread's rate) once warm
+        day, week = self._bins(r.common if r.common is not None else steps)
+        x = np.empty((FEATURES, len(slots)), dtype=np.float32)
+        x[0] = r.cell(s["day"], day)
+        x[1] = r.cell(s["week"], week)
+        x[2] = np.clip((previous - level) / scale, -MAX_LEVEL, MAX_LEVEL) if self._level_rate else 0.0
+        x[3] = 1.0
         filled = n > self.p  # the lags hold p changes: only then does a sample tell the lag weights anything
         if filled.all():
             m_n = s["m_n"][idx].copy()
-            self._moments.learn(s, idx, m_n, s["lags"][idx], x, u)
+            self._moments.learn(s, idx, m_n, s["lags"][:, idx], x, u)
             s["m_n"][idx] = m_n + 1.0
         elif filled.any():
             some = slots[filled]
             m_n = s["m_n"][some]
-            self._moments.learn(s, some, m_n, s["lags"][some], x[filled], u[filled])
+            self._moments.learn(s, some, m_n, s["lags"][:, some], x[:, filled], u[filled])
             s["m_n"][some] = m_n + 1.0
-        for name, bins in (("day", day), ("week", week)):
-            profile, seen = s[name], s[name + "_n"]
-            count = seen[slots, bins]
-            rate = np.maximum(self.profile_rate, 1.0 / (count + 1.0))
-            profile[slots, bins] += (rate * (u - profile[slots, bins])).astype(np.float32)
-            seen[slots, bins] = np.minimum(count, 254) + 1
+        for name, bins, current in (("day", day, x[0]), ("week", week, x[1])):
+            count = r.cell(s[name + "_n"], bins)
+            rate = np.maximum(np.float32(self.profile_rate), 1.0 / (count + np.float32(1.0)))
+            r.put(s[name], bins, current + rate * (u - current))
+            r.put(s[name + "_n"], bins, np.minimum(count, 254) + 1)
         lags = s["lags"]
-        lags[idx, 1:] = lags[idx, :-1].copy()
-        lags[idx, 0] = u
+        lags[1:, idx] = lags[:-1, idx].copy()
+        lags[0, idx] = u
         s["level"][idx] = level + np.maximum(self._level_rate, 1.0 / (n + 1.0)) * (y - level)
         s["spread"][idx], s["y"][idx], s["step"][idx] = updated, y, steps
         s["n"][idx] = n + 1
         due = (n + 1) % self.refit == 0
         if due.any():
             fit = slots[due]
-            s["w"][fit] = self._moments.solve(s, fit)
-        self._remember(slots)
+            s["w"][:, fit] = self._moments.solve(s, fit)
+        self._remember(r)
 
-    def _changes(self, slots: np.ndarray, horizon: int) -> np.ndarray:
-        """The next ``horizon`` normalised changes of each slot, cumulated: the recursion, iterated."""
+    def _changes(self, r: Round, horizon: int) -> np.ndarray:
+        """The next ``horizon`` normalised changes of each slot, cumulated ``[horizon, slots]``: the recursion."""
         s = self._state()
-        n, p = len(slots), self.p
-        w = s["w"][slots]
-        spread = s["spread"][slots]
-        scale = np.where(spread > 0, spread, 1.0)
-        ahead = s["step"][slots][:, None] + np.arange(1, horizon + 1)
+        idx = r.idx
+        n, p = len(r.slots), self.p
+        w = s["w"][:, idx]
+        spread = s["spread"][idx]
+        ahead = np.arange(1, horizon + 1) + (r.common if r.common is not None else r.steps[None, :])
         day, week = self._bins(ahead)
-        rows = slots[:, None]
-        seasonal = s["day"][rows, day] * w[:, p : p + 1] + s["week"][rows, week] * w[:, p + 1 : p + 2]
-        seasonal += w[:, p + 3 : p + 4]
-        a = self._level_rate
-        distance = (s["y"][slots] - s["level"][slots]) / scale if a else np.zeros(n)
-        pull = w[:, p + 2]
-        # changes, newest first: [predicted (filled from the right) | learnt lags]
-        changes = np.empty((n, horizon + p), dtype=np.float32)
-        changes[:, horizon:] = s["lags"][slots]
-        lag_weights = w[:, :p]
+        seasonal = r.cells(s["day"], day) * w[p]
+        seasonal += r.cells(s["week"], week) * w[p + 1]
+        seasonal += w[p + 3]
+        a = np.float32(self._level_rate)
+        if a:
+            scale = np.where(spread > 0, spread, 1.0)
+            distance = ((s["y"][idx] - s["level"][idx]) / scale).astype(np.float32)
+            pull = w[p + 2]
+        # changes, newest first: [predicted (filled from the top) | learnt lags], one row per step
+        changes = np.empty((horizon + p, n), dtype=np.float32)
+        changes[horizon:] = s["lags"][:, idx]
+        lag_weights = w[:p]
         for h in range(horizon):
-            u = np.einsum("ni,ni->n", changes[:, horizon - h : horizon - h + p], lag_weights) + seasonal[:, h]
+            u = np.einsum("in,in->n", changes[horizon - h : horizon - h + p], lag_weights)
+            u += seasonal[h]
             if a:
                 u += pull * np.clip(distance, -MAX_LEVEL, MAX_LEVEL)
-            u = np.clip(u, -self.max_change, self.max_change)  # never explode
-            changes[:, horizon - h - 1] = u
-            if a:
-                distance = (1.0 - a) * (distance + u)  # the level follows the forecast path
-        predicted = changes[:, horizon - 1 :: -1][:, :horizon] if horizon else changes[:, :0]
-        cumulative: np.ndarray = np.cumsum(predicted, axis=1, dtype=np.float64)
-        return np.where((spread > 0)[:, None], cumulative, 0.0)  # a series that has not moved yet: its last value
+            np.clip(u, -self.max_change, self.max_change, out=u)  # never explode
+            changes[horizon - h - 1] = u
+            if a:  # the level follows the forecast path
+                distance += u
+                distance *= 1.0 - a
+        cumulative = np.cumsum(changes[horizon - 1 :: -1][:horizon], axis=0)
+        cumulative[:, spread <= 0] = 0.0  # a series that has not moved yet: its last value
+        return cumulative
 
-    def _remember(self, slots: np.ndarray) -> None:
-        """Keep this origin's forecasts where their targets will look: ``fc[target % h, ahead - 1]``."""
+    def _remember(self, r: Round) -> None:
+        """Keep this origin's forecasts (and value and spread) in the ring, at ``origin % h``."""
         s = self._state()
         h = self.horizon
-        changes = self._changes(slots, h)
-        origin = s["step"][slots]
-        rows = (origin[:, None] + np.arange(1, h + 1)) % h
-        s["fc"][slots[:, None], rows, np.arange(h)] = changes
-        at = origin % h
-        s["origin"][slots, at] = origin
-        s["origin_y"][slots, at] = s["y"][slots]
-        s["origin_spread"][slots, at] = s["spread"][slots]
+        cumulative = self._changes(r, h)
+        at: int | np.ndarray
+        if r.common is not None:
+            at = r.common % h
+            s["fc"][at][:, r.idx] = cumulative  # [at] first: an integer and an array index would swap the axes
+        else:
+            at = r.steps % h
+            s["fc"][at, :, r.slots] = cumulative.T  # the advanced indices' dimension comes first
+        r.put(s["origin"], at, r.steps)
+        r.put(s["origin_y"], at, s["y"][r.idx])
+        r.put(s["origin_spread"], at, s["spread"][r.idx])
 
-    def _score_band(self, idx: Index, slots: np.ndarray, steps: np.ndarray, y: np.ndarray) -> None:
+    def _score_band(self, r: Round, y: np.ndarray) -> None:
         """``y`` arrived: track the band edges from the errors of the forecasts made 1..h steps before."""
         s = self._state()
         h = self.horizon
-        made_at = steps[:, None] - np.arange(1, h + 1)  # the origin of each step-ahead forecast of this target
-        rows = slots[:, None]
-        at = made_at % h
-        valid = s["origin"][rows, at] == made_at
-        spread = s["origin_spread"][rows, at]
+        behind = np.arange(1, h + 1)
+        if r.common is not None:
+            made_at = r.common - behind  # the origins of this target's forecasts, 1..h steps before
+            at = made_at % h
+            cumulative = s["fc"][at, behind - 1, r.idx] if isinstance(r.idx, slice) else None
+            if cumulative is None:
+                cumulative = s["fc"][at[:, None], (behind - 1)[:, None], r.slots]
+        else:
+            made_at = r.steps[None, :] - behind[:, None]
+            at = made_at % h
+            cumulative = s["fc"][at, (behind - 1)[:, None], r.slots]
+        valid = r.cells(s["origin"], at) == (made_at if made_at.ndim == 2 else made_at[:, None])
+        spread = r.cells(s["origin_spread"], at)
         valid &= spread > 0  # made before the series moved: no scale to judge the error by
-        cumulative = s["fc"][rows, (steps % h)[:, None], np.arange(h)]
-        e = ((y[:, None] - s["origin_y"][rows, at]) / np.where(valid, spread, 1.0) - cumulative).astype(np.float32)
+        e = ((y - r.cells(s["origin_y"], at)) / np.where(valid, spread, 1.0)).astype(np.float32)
+        e -= cumulative
         valid &= np.isfinite(e)
-        e = np.clip(np.where(valid, e, 0.0), -MAX_ERROR, MAX_ERROR)
-        self._band.track(s, idx, e, valid)
-        first = valid[:, 0]
-        if first.any():
-            mine = slots[first]
-            self._surge.learn(s["surge"], mine, steps[first], self.step_seconds, np.maximum(e[first, 0], 0.0))
-            self._page_hinkley(mine, np.abs(e[first, 0]))
+        e[~valid] = 0.0
+        np.clip(e, -MAX_ERROR, MAX_ERROR, out=e)
+        self._band.track(s, r.idx, e, valid)
+        first = valid[0]
+        if first.all():
+            self._surge.learn(s["surge"], r, self.step_seconds, np.maximum(e[0], 0.0))
+            self._page_hinkley(r.slots, np.abs(e[0]))
+        elif first.any():
+            mine = r.subset(first)
+            self._surge.learn(s["surge"], mine, self.step_seconds, np.maximum(e[0, first], 0.0))
+            self._page_hinkley(mine.slots, np.abs(e[0, first]))
 
     def surge_many(self, slots: np.ndarray, horizon: int, point: np.ndarray | None = None) -> np.ndarray:
-        """Point plus ``surge_z`` times the surge usually seen around each step's time of day (NaN while warming up)."""
+        """Point plus ``surge_z`` times the surge usually seen around each step's time of day (NaN while warming up).
+
+        ``[len(slots), horizon]``, as ``point`` (the fleet passes the one it has just computed).
+        """
         s = self._state()
-        if point is None:  # the fleet passes the point it has just computed
+        if point is None:
             point = self.forecast_many(slots, horizon)[0]
-        ahead = s["step"][slots][:, None] + np.arange(1, horizon + 1)
-        above = self._surge.above(s["surge"], slots, ahead, self.step_seconds) * s["spread"][slots][:, None]
-        warm = (s["err_n"][slots, 0] >= self.min_errors)[:, None]
-        return np.where(warm, point + above, np.nan)
+        r = Round.of(slots, s["step"][slots])
+        above = self._surge.above(s["surge"], r, horizon, self.step_seconds)
+        above *= s["spread"][r.idx]
+        above[:, s["err_n"][0, r.idx] < self.min_errors] = np.nan
+        surge: np.ndarray = above.T + point
+        return surge
 
     def _page_hinkley(self, slots: np.ndarray, err: np.ndarray) -> None:
         s = self._state()
-        n = s["err_n"][slots, 0]
+        n = s["err_n"][0, slots]
         mean = s["ph_mean"][slots]
         mean += (err - mean) * np.maximum(1.0 / n, 0.002)
         total = s["ph_sum"][slots] + err - mean - self.drift_delta
@@ -349,7 +374,7 @@ class SeasonalAR(Slotted, Params):
             s["drifts"][d] += 1
             if self.drift_relearn:  # forget faster: the new dynamics outweigh the old sooner
                 s["m_n"][d] = np.minimum(s["m_n"][d], 1.0 / (self.drift_relearn * (1.0 - self.forget)))
-            s["err_n"][d] = 0.0  # re-warm the band from the new errors
+            s["err_n"][:, d] = 0.0  # re-warm the band from the new errors
             s["ph_sum"][d] = s["ph_min"][d] = 0.0
 
     def _clip(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -358,18 +383,27 @@ class SeasonalAR(Slotted, Params):
     def forecast_many(self, slots: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Point, lower and upper ``[len(slots), horizon]`` from each slot's last learnt sample (NaN: unknown)."""
         s = self._state()
+        r = Round.of(slots, s["step"][slots])
         if horizon <= self.horizon:
-            origin = s["step"][slots]
-            k = np.arange(horizon)
-            cumulative = s["fc"][slots[:, None], (origin[:, None] + k + 1) % self.horizon, k].astype(np.float64)
+            if r.common is not None:
+                cumulative = s["fc"][r.common % self.horizon][:horizon, r.idx]
+            else:
+                cumulative = s["fc"][r.steps % self.horizon, :horizon, r.slots].T
         else:
-            cumulative = self._changes(slots, horizon)
-        spread = s["spread"][slots]
-        point = s["y"][slots][:, None] + cumulative * spread[:, None]
-        point[s["n"][slots] == 0] = np.nan
-        lo, hi = self._band.offsets(s, slots, horizon, spread[:, None])
-        point, lower, upper = point, np.minimum(point + lo, point), np.maximum(point + hi, point)
-        return self._clip(point, lower, upper)  # type: ignore[return-value]
+            cumulative = self._changes(r, horizon)
+        spread = s["spread"][r.idx]
+        point = cumulative * spread
+        point += s["y"][r.idx]
+        point[:, s["n"][r.idx] == 0] = np.nan
+        lo, hi = self._band.offsets(s, r.idx, horizon, spread)
+        lo += point
+        hi += point
+        np.minimum(lo, point, out=lo)
+        np.maximum(hi, point, out=hi)
+        if self.non_negative:
+            for a in (point, lo, hi):
+                np.maximum(a, 0.0, out=a)
+        return point.T, lo.T, hi.T
 
     def expect_many(self, slots: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What each slot expects at ``t`` (within the horizon after its last sample; NaN otherwise)."""
@@ -378,12 +412,12 @@ class SeasonalAR(Slotted, Params):
         ahead = target - s["step"][slots]
         usable = (ahead >= 1) & (ahead <= self.horizon) & (s["n"][slots] > 0)
         k = np.clip(ahead - 1, 0, self.horizon - 1)
+        at = (target - 1 - k) % self.horizon  # the origin: the last learnt step
         spread = s["spread"][slots]
-        point = np.where(usable, s["y"][slots] + s["fc"][slots, target % self.horizon, k] * spread, np.nan)
-        ok = s["err_n"][slots, k] >= self.min_errors
-        q = s["q"][slots, k] * spread[:, None]
-        lo = np.where(ok, np.minimum(point + q[:, 0], point), np.nan)
-        hi = np.where(ok, np.maximum(point + q[:, 1], point), np.nan)
+        point = np.where(usable, s["y"][slots] + s["fc"][at, k, slots] * spread, np.nan)
+        ok = s["err_n"][k, slots] >= self.min_errors
+        lo = np.where(ok, np.minimum(point + s["q_lo"][k, slots] * spread, point), np.nan)
+        hi = np.where(ok, np.maximum(point + s["q_hi"][k, slots] * spread, point), np.nan)
         return self._clip(point, lo, hi)  # type: ignore[return-value]
 
     # -- per-series protocol (one slot) ------------------------------------------

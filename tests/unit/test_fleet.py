@@ -146,7 +146,7 @@ def test_seasonality_is_found_not_assumed():
     walk = 50 + np.cumsum(rng.normal(0, 0.5, n))  # no cycle at all
     for i in range(n):
         model.learn_many(np.array([0, 1]), np.array([t[i], t[i]]), np.array([seasonal[i], walk[i]]))
-    day_weight = model.state_["w"][:, model.p]  # the weight of the daily profile feature
+    day_weight = model.state_["w"][model.p]  # the weight of the daily profile feature, of each series
     assert day_weight[0] > 0.15  # the lags and the pull to the slow level share the rest of the cycle
     assert abs(day_weight[1]) < 0.1
 
