@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    the service on its embedded default (no cluster needed)
-#   make test   every test: lint, types, layering, unit, integration (real Prometheus x3, MLflow, PostgreSQL), e2e
+#   make test   every test: lint, types, layering, unit, integration (real Prometheus x3, MLflow, PostgreSQL), e2e,
+#               and the deployment: the image built and run, the Kustomize manifests rendered and validated
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,12 +11,28 @@ PROM := $(PROM_DIR)/usr/bin/prometheus
 PG_BIN := /usr/lib/postgresql/15/bin
 POSTGRES := $(PG_BIN)/postgres
 
-.PHONY: run test lint stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint bench-replay lock clean
+# The container image (Containerfile; docs/deployment.md). BASE_IMAGE is any CPython 3.11 image with the venv
+# module: by default a base built here from Debian's packages (no registry needed), e.g.
+# `make image BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm` where a registry can be reached.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= localhost/icos-intelligence:$(VERSION)
+LOCAL_BASE := localhost/debian-py:bookworm
+BASE_IMAGE ?= $(LOCAL_BASE)
+IMAGE_CACHE := .cache/image
+WHEELS := $(IMAGE_CACHE)/wheels
+# Wheels for the image's interpreter and platform, whatever the host's: CPython 3.11, glibc x86_64 (manylinux
+# up to glibc 2.36, Debian 12's). pip matches manylinux_2_X tags only as listed, hence the list.
+WHEEL_PLATFORMS := --platform any $(foreach v,$(shell seq 5 36),--platform manylinux_2_$(v)_x86_64) \
+	--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64
+# pyproject.toml's build-system requirement, pinned for the image
+BUILD_REQUIRES := setuptools==84.2.1
+
+.PHONY: run test lint image image-base image-tools stack-up stack-down bench bench-collectors bench-models bench-cost bench-checkpoint bench-replay lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/icos-intel run $(ARGS)
 
-test: $(VENV)/.installed $(PROM) $(POSTGRES) lint
+test: $(VENV)/.installed $(PROM) $(POSTGRES) lint image
 	$(BIN)/python -m tests.stack up
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(BIN)/python -m tests.stack down; exit $$status
 
@@ -75,9 +92,52 @@ $(POSTGRES):
 	export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q postgresql-15 || (apt-get update -qq && apt-get install -y -q postgresql-15)
 	$(POSTGRES) --version
 
+# The image, built with buildah (no Docker daemon needed). Layers are cached: after the first build, a change of
+# the sources rebuilds one small layer (about 10 s), a change of requirements.lock the dependencies' layer.
+image: image-tools $(WHEELS)/.downloaded $(IMAGE_CACHE)/runtime.txt image-base
+	buildah bud --isolation chroot --layers --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$(VERSION) \
+		-t $(IMAGE) -f Containerfile .
+
+# The local base: Debian 12's python3 (3.11) and nothing else, from Debian's packages with mmdebstrap, imported
+# once into the local image store (the root filesystem is kept in .cache/image for the next import).
+image-base: image-tools
+ifeq ($(BASE_IMAGE),$(LOCAL_BASE))
+	buildah inspect --type image $(LOCAL_BASE) >/dev/null 2>&1 || $(MAKE) --no-print-directory $(IMAGE_CACHE)/debian-py-bookworm.tar
+	buildah inspect --type image $(LOCAL_BASE) >/dev/null 2>&1 || podman import $(IMAGE_CACHE)/debian-py-bookworm.tar $(LOCAL_BASE)
+endif
+
+$(IMAGE_CACHE)/debian-py-bookworm.tar:
+	mkdir -p $(IMAGE_CACHE)
+	mmdebstrap --quiet --format=tar --variant=minbase --include=python3,python3-venv,ca-certificates bookworm $@.part
+	mv $@.part $@
+
+# The runtime requirements of pyproject.toml ([project] dependencies), apart: the image's dependency layer is keyed
+# on them and the lock, not on the rest of pyproject.toml.
+$(IMAGE_CACHE)/runtime.txt: pyproject.toml | $(VENV)/.installed
+	mkdir -p $(IMAGE_CACHE)
+	$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > $@
+
+# The wheels of requirements.lock for the image (downloaded once; a new lock fetches only what changed).
+# The image installs the runtime ones from here with --no-index.
+$(WHEELS)/.downloaded: requirements.lock | $(VENV)/.installed
+	mkdir -p $(WHEELS)
+	@echo "pip download: the wheels of requirements.lock for CPython 3.11, manylinux x86_64 -> $(WHEELS)"
+	@set -o pipefail; $(BIN)/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d $(WHEELS) \
+		--python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none $(WHEEL_PLATFORMS) \
+		-r requirements.lock "$(BUILD_REQUIRES)" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	test -n "$$(ls $(WHEELS)/numpy-*.whl)"
+	touch $@
+
+# buildah builds the image, podman imports the local base, mmdebstrap makes it: Debian's packages, installed
+# when one is missing.
+image-tools:
+	@command -v buildah >/dev/null && command -v podman >/dev/null && command -v mmdebstrap >/dev/null || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q buildah podman mmdebstrap || (apt-get update -qq && apt-get install -y -q buildah podman mmdebstrap); }
+
 lock:
 	$(BIN)/python -m uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 clean:
 	-$(BIN)/python -m tests.stack down
-	rm -rf $(VENV) $(PROM_DIR) tests/.stack .icos-state
+	rm -rf $(VENV) $(PROM_DIR) $(IMAGE_CACHE) tests/.stack .icos-state

@@ -116,15 +116,20 @@ class ExplanationOut(BaseModel):
 class RecommendationOut(BaseModel):
     id: int
     status: str
+    revision: int = Field(description="1 when opened, +1 each time its value was revised in place")
     kind: str = Field(
         description="ICOS remediation type: scale-up, scale-down, scale-out, scale-in, patch, reallocation"
     )
+    lever: str = Field(description="What it sets: knative-floor (min_scale), replicas or placement (cluster)")
     target: TargetOut
     params: dict[str, Any] = Field(description='Explicit target values, e.g. {"min_scale": 4}')
     confidence: float
     created_at: datetime
     updated_at: datetime
     valid_until: datetime | None
+    in_force_at: datetime | None = Field(
+        None, description="When the value is needed (a warm-up is written then); none: as soon as possible"
+    )
     explanation: ExplanationOut
 
     @classmethod
@@ -134,13 +139,16 @@ class RecommendationOut(BaseModel):
         return cls(
             id=s.id,
             status=s.status.value,
+            revision=s.revision,
             kind=r.kind.value,
+            lever=r.lever.value,
             target=TargetOut(cluster=r.target.cluster, namespace=r.target.namespace, workload=r.target.name),
             params=dict(r.params),
             confidence=r.confidence,
             created_at=r.created_at,
             updated_at=s.updated_at,
             valid_until=r.valid_until,
+            in_force_at=r.in_force_at,
             explanation=ExplanationOut(
                 rule=e.rule,
                 summary=e.summary,
@@ -181,3 +189,12 @@ class HealthOut(BaseModel):
     mlflow: ComponentHealth
     model_registry: ComponentHealth = Field(description="the champion watcher: ok, degraded, starting or disabled")
     champions: dict[str, int] = Field(default_factory=dict, description="registered model version run per signal")
+
+
+class RevisionOut(BaseModel):
+    revision: int
+    kind: str
+    params: dict[str, Any]
+    confidence: float
+    summary: str
+    at: datetime = Field(description="When this value was published")

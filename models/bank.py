@@ -211,7 +211,10 @@ class ModelBank:
                 tail: tuple(np.minimum(fc.lower, fc.point).tolist()),
                 round(1.0 - tail, 6): tuple(np.maximum(fc.upper, fc.point).tolist()),
             }
-        return Forecast(key, m.last_timestamp, step_seconds, tuple(fc.point.tolist()), quantiles, m.forecaster_kind)
+        last = m.last_value if math.isfinite(m.last_value) else None
+        return Forecast(
+            key, m.last_timestamp, step_seconds, tuple(fc.point.tolist()), quantiles, m.forecaster_kind, last=last
+        )
 
     def drop(self, keys: Iterable[SeriesKey]) -> int:
         """Forget series that vanished; returns how many were dropped."""

@@ -51,6 +51,7 @@ class ForecastRows:
     tail: float
     model: str
     surge: np.ndarray | None = None  # [series, horizon]: what to provision for (see SeasonalAR.surge_many)
+    last: np.ndarray | None = None  # [series]: the value observed at the origin
 
     def row(self, i: int) -> Forecast:
         quantiles = {}
@@ -70,6 +71,7 @@ class ForecastRows:
             quantiles,
             self.model,
             surge,
+            float(self.last[i]) if self.last is not None and np.isfinite(self.last[i]) else None,
         )
 
 
@@ -329,7 +331,10 @@ class Fleet:
         origin = self.stats["last_t"][slots]
         surge_many = getattr(self.forecaster, "surge_many", None)
         surge = surge_many(slots, horizon, point) if surge_many is not None else None
-        return ForecastRows(known, origin, step_seconds, point, lower, upper, banded, tail, self.forecaster_kind, surge)
+        last = self.stats["last_value"][slots]
+        return ForecastRows(
+            known, origin, step_seconds, point, lower, upper, banded, tail, self.forecaster_kind, surge, last
+        )
 
     def latest_timestamp(self) -> float:
         used = np.array(list(self.slots.values()), dtype=np.int64)

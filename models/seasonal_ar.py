@@ -55,6 +55,7 @@ import numpy as np
 
 from models.base import Expectation, Params, PointForecast
 from models.lag_moments import LagMoments
+from models.recurrence import Recurrence
 from models.slots import SLOT0, FieldSpec, Round, Slotted, one
 from models.step_ahead_band import StepAheadBand
 from models.surge import SurgeProfile
@@ -91,6 +92,7 @@ class SeasonalAR(Slotted, Params):
         level_seconds: float = 604_800.0,
         refit: int = 12,
         non_negative: bool = False,
+        recurrence: bool = True,
     ) -> None:
         self.step_seconds = step_seconds
         self.horizon = horizon
@@ -113,6 +115,7 @@ class SeasonalAR(Slotted, Params):
         self.level_seconds = level_seconds  # the slow level's memory (0: no mean reversion)
         self.refit = refit  # samples between two least-squares solves of a series
         self.non_negative = non_negative
+        self.recurrence = recurrence  # the surge may come from the phase of a recurring period (timer-triggered load)
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -168,7 +171,13 @@ class SeasonalAR(Slotted, Params):
             "ph_min": FieldSpec((), f4, 0.0),
             "drifts": FieldSpec((), np.int64, 0),
             "surge": self._surge.field(),  # mean rise above the one-step forecast by time of day, in spreads
+            "surge_cost": FieldSpec((), f4, 0.0),  # recent cost of the time-of-day surge as a prediction
+            **self._recurrence.fields(),  # the load at each phase of candidate periods, and their recent cost
         }
+
+    @property
+    def _recurrence(self) -> Recurrence:
+        return Recurrence()
 
     #: fields that mean the same for any series of the same kind (scale-free): cold start copies them
     TRANSFERABLE = (
@@ -215,11 +224,14 @@ class SeasonalAR(Slotted, Params):
             self._remember(Round.of(fs, steps[first]))
         gap = steps - s["step"][slots]
         go = ~first & (gap > 0)
+        fresh = first | go
+        whole = Round.of(slots, steps) if fresh.all() else Round.of(slots[fresh], steps[fresh])
+        self._recurrence.learn(s, whole, y if fresh.all() else y[fresh])
         if not go.all():
             slots, steps, y, gap = slots[go], steps[go], y[go], gap[go]
         if slots.size == 0:
             return
-        r = Round.of(slots, steps)
+        r = whole if go.all() else Round.of(slots, steps)
         idx = r.idx
         self._score_band(r, y)
         # copies: with a slice ``idx`` these would be views, changed by the writes below
@@ -338,12 +350,21 @@ class SeasonalAR(Slotted, Params):
         self._band.track(s, r.idx, e, valid)
         first = valid[0]
         if first.all():
-            self._surge.learn(s["surge"], r, self.step_seconds, np.maximum(e[0], 0.0))
-            self._page_hinkley(r.slots, np.abs(e[0]))
+            self._one_step(r, e[0], spread[0])
         elif first.any():
-            mine = r.subset(first)
-            self._surge.learn(s["surge"], mine, self.step_seconds, np.maximum(e[0, first], 0.0))
-            self._page_hinkley(mine.slots, np.abs(e[0, first]))
+            self._one_step(r.subset(first), e[0, first], spread[0, first])
+
+    def _one_step(self, r: Round, e: np.ndarray, spread: np.ndarray) -> None:
+        """The one-step errors ``e`` (in the origin's ``spread``): the surge, its cost as a prediction, drift."""
+        s = self._state()
+        said = self._surge.above(s["surge"], r.shifted(-1), 1, self.step_seconds)[0] * spread  # in the series' units
+        raw = e * spread
+        recurrence = self._recurrence
+        cost = np.maximum(raw - said, 0.0) * recurrence.miss_cost + np.maximum(said - raw, 0.0)
+        cost /= np.maximum(s["recurrence_level"][r.idx], 1e-9)
+        s["surge_cost"][r.idx] = recurrence.memory * s["surge_cost"][r.idx] + (1.0 - recurrence.memory) * cost
+        self._surge.learn(s["surge"], r, self.step_seconds, np.maximum(e, 0.0))
+        self._page_hinkley(r.slots, np.abs(e))
 
     def surge_many(self, slots: np.ndarray, horizon: int, point: np.ndarray | None = None) -> np.ndarray:
         """Point plus ``surge_z`` times the surge usually seen around each step's time of day (NaN while warming up).
@@ -358,6 +379,10 @@ class SeasonalAR(Slotted, Params):
         above *= s["spread"][r.idx]
         above[:, s["err_n"][0, r.idx] < self.min_errors] = np.nan
         surge: np.ndarray = above.T + point
+        if self.recurrence:  # timer-triggered load: the phase of its period, where that has cost less lately
+            recurring = self._recurrence.cost(s, r) < s["surge_cost"][r.idx]
+            if recurring.any():
+                surge[recurring] = self._recurrence.predict(s, r.subset(recurring), horizon).T
         return surge
 
     def _page_hinkley(self, slots: np.ndarray, err: np.ndarray) -> None:

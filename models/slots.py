@@ -174,6 +174,20 @@ class Round:
         else:
             a[row, self.slots] = values
 
+    def put_cells(self, a: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+        """Write ``values`` ``[m, slots]`` to ``a[rows, slot]``: ``rows`` [m] common to all, or [m, slots]."""
+        if rows.ndim == 1:
+            if isinstance(self.idx, slice):
+                a[rows, self.idx] = values
+            else:
+                a[rows[:, None], self.slots] = values
+        else:
+            a[rows, self.slots] = values
+
+    def shifted(self, by: int) -> Round:
+        """The same slots ``by`` steps later (earlier if negative)."""
+        return Round(self.slots, self.idx, self.steps + by, None if self.common is None else self.common + by)
+
     def cells(self, a: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """``a[rows, slot]`` ``[m, slots]``: ``rows`` [m] common to all, or [m, slots]."""
         if rows.ndim == 1:

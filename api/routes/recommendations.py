@@ -4,7 +4,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from api.deps import Authenticated, ServiceDep
-from api.schemas import RecommendationOut
+from api.schemas import RecommendationOut, RevisionOut
 from intelligence.runtime.facade import ServiceFacade
 from intelligence.vocabulary import RecommendationStatus
 
@@ -26,6 +26,23 @@ def list_recommendations(
 ) -> list[RecommendationOut]:
     rows = service.recommendations(None if all_statuses else status, cluster, namespace, limit)
     return [RecommendationOut.of(r) for r in rows]
+
+
+@router.get(
+    "/{rec_id}/history",
+    response_model=list[RevisionOut],
+    summary="Every value a recommendation had, oldest first",
+    responses={404: {"description": "No such recommendation"}},
+)
+def history(service: ServiceDep, rec_id: int) -> list[RevisionOut]:
+    if service.recommendation(rec_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"recommendation {rec_id} does not exist")
+    return [
+        RevisionOut(
+            revision=h.revision, kind=h.kind.value, params=h.params, confidence=h.confidence, summary=h.summary, at=h.at
+        )
+        for h in service.recommendation_history(rec_id)
+    ]
 
 
 class DecisionIn(BaseModel):

@@ -16,23 +16,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from intelligence.actuation.actions import ClusterTaint, Taint, Value, handlers
+from intelligence.actuation.actions import ClusterTaint, Taint, handlers
 from intelligence.actuation.adapters.base import AdapterError, Applied, ClusterScore, MetaKernel
 from intelligence.actuation.enactment import ActuatorReport, Enactor
-from intelligence.decisions.outcomes import Decision, FloorState, Outcome
+from intelligence.decisions.outcomes import Decision, Outcome
 from intelligence.decisions.policies import PolicyBook
+from intelligence.decisions.publication import Published
 from intelligence.storage.audit import QuietAuditLog
 from intelligence.storage.database import Database
-from intelligence.storage.ledger import ActionLedger, ActionState
-from intelligence.storage.recommendations import RecommendationStore
+from intelligence.storage.decided import DecidedTargets
+from intelligence.storage.ledger import ActionLedger
+from intelligence.storage.recommendations import Change, RecommendationStore
 from intelligence.vocabulary import (
     Lever,
     Mode,
     Recommendation,
     RecommendationStatus,
-    WorkloadKind,
     WorkloadRef,
-    recommendation_key,
 )
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class ScoresState:
 
 
 class Actuator:
-    """Holds the floors in force (last recommended or enacted pod count per workload) and acts on decisions."""
+    """Publishes decisions per mode, enacts them within the envelope, and ends enacted floor pulses on time."""
 
     def __init__(self, database: Database, book: PolicyBook, ttl: timedelta, kernel: MetaKernel | None = None) -> None:
         if kernel is None and book.modes & {Mode.APPROVE, Mode.ENACT}:
@@ -63,39 +63,17 @@ class Actuator:
         self.store = RecommendationStore(database)
         self.ledger = ActionLedger(database)
         self.audit = QuietAuditLog(database)
-        self.floors: dict[WorkloadRef, FloorState] = {}
+        self.decided = DecidedTargets(database)
+        self.published: dict[tuple[WorkloadRef, Lever], Published] = self.decided.all()
         self.scores = ScoresState()
-        self._extended: dict[WorkloadRef, datetime] = {}
+        self.scheduled: dict[int, Recommendation] = {}  # enactable, but needed later (in_force_at): written then
         self.enactor = (
-            Enactor(handlers(kernel), self.ledger, self.store, self.audit, book, self.killed, self._enacted)
+            Enactor(handlers(kernel), self.ledger, self.store, self.audit, book, self.killed)
             if kernel is not None
             else None
         )
-        self._restore_floors()
 
     # -- state ---------------------------------------------------------------------------------------
-
-    def _restore_floors(self) -> None:
-        """Floors in force after a restart: enacted values (as the envelope let them through), else recommended."""
-        enacted = self.store.find(status=RecommendationStatus.ENACTED, limit=10_000)
-        open_ = self.store.find(status=RecommendationStatus.OPEN, limit=10_000)
-        in_force = {a.recommendation_id: a for a in self.ledger.find(ActionState.ENACTED, limit=10_000)}
-        for stored in sorted([*enacted, *open_], key=lambda s: s.id):
-            rec = stored.recommendation
-            if not rec.lever.scales:
-                continue
-            value = int(rec.value)
-            if stored.status is RecommendationStatus.ENACTED:
-                action = in_force.get(stored.id)
-                if action is not None:
-                    value = int(action.params[action.lever.param])
-            elif self.book.for_workload(rec.target).mode is Mode.ENACT:
-                continue  # recommended but not enacted: not in force
-            self.floors[rec.target] = FloorState(value, rec.created_at)
-
-    def _enacted(self, rec: Recommendation, value: Value, now: datetime) -> None:
-        if rec.lever.scales:
-            self.floors[rec.target] = FloorState(int(value), now)
 
     def killed(self) -> tuple[bool, str]:
         """The kill switch: the file named in the envelope, or the switch set through the API."""
@@ -115,41 +93,72 @@ class Actuator:
             mode = self.book.for_workload(d.target).mode
             if d.outcome is not Outcome.RECOMMEND or d.recommendation is None:
                 report.held += 1
-                if d.outcome is Outcome.HOLD and mode is not Mode.OBSERVE:
-                    self._keep_valid(d.target, now)
                 continue
             rec = d.recommendation
             if mode is Mode.OBSERVE:
                 detail = {"target": str(rec.target), "summary": d.explanation.summary}
                 self.audit.record_once(("observed", rec.target), "observed", now, detail)
                 continue
-            rec_id, is_new = self.store.upsert(rec)
-            if is_new:
-                report.new += 1
-                log.info("recommendation %d for %s: %s", rec_id, rec.target, d.explanation.summary)
-                if mode is not Mode.ENACT and rec.lever.scales:
-                    self.floors[rec.target] = FloorState(int(rec.value), now)
-            else:
+            rec_id, change = self.store.publish(rec)
+            key = (rec.target, rec.lever)
+            known = self.published.get(key)
+            if change is Change.REFRESHED:
                 report.refreshed += 1
-            self._extended[rec.target] = now
+            else:
+                report.new += change is Change.OPENED
+                report.revised += change is Change.REVISED
+                log.info("recommendation %d (%s) for %s: %s", rec_id, change.value, rec.target, d.explanation.summary)
+            until = rec.valid_until if rec.lever.scales else None
+            if change is not Change.REFRESHED or (known is not None and known.until != until):
+                self.published[key] = self.decided.record(rec.target, rec.lever, rec.value, now, known, until)
             if mode is Mode.ENACT and self.enactor is not None:
-                self.enactor.enact(rec_id, rec, now, report)
+                self._enact_when_needed(rec_id, rec, now, report)
         if self.enactor is not None:
             for stored in self.store.find(status=RecommendationStatus.APPROVED, limit=1000):
-                self.enactor.enact(stored.id, stored.recommendation, now, report)
+                self._enact_when_needed(stored.id, stored.recommendation, now, report)
             self.enactor.retry_due(now, report)
+            self._end_pulses(now, report)
         self.store.expire(now)
         return report
 
-    def _keep_valid(self, target: WorkloadRef, now: datetime) -> None:
-        """The floor still fits the forecast: its open recommendation stays valid (written at most every ttl/4)."""
-        last = self._extended.get(target)
-        if last is not None and now - last < self.ttl / 4:
+    def _end_pulses(self, now: datetime, report: ActuatorReport) -> None:
+        """Enacted floors whose pulse is over go back to the policy's min-scale, unless a newer pulse runs."""
+        assert self.enactor is not None
+        for action in self.ledger.enacted_floors():
+            stored = self.store.get(action.recommendation_id)
+            if stored is None or stored.recommendation.valid_until is None or stored.recommendation.valid_until > now:
+                continue
+            newer = self.store.current(stored.recommendation.dedup_key, now)
+            baseline = self.book.for_workload(action.target).knative.min_scale
+            self.enactor.release(action, baseline, now, report, newer is not None and newer.id != stored.id)
+
+    def _enact_when_needed(self, rec_id: int, rec: Recommendation, now: datetime, report: ActuatorReport) -> None:
+        """Enact now, or, for a value needed later (a warm-up), keep it until :meth:`enact_due` at that time."""
+        assert self.enactor is not None
+        if rec.valid_until is not None and rec.valid_until <= now:
+            return  # its time is over (a pulse approved after it ended): it expires, nothing is written
+        if rec.in_force_at is not None and rec.in_force_at > now:
+            self.scheduled[rec_id] = rec
             return
-        deployment = self.book.for_workload(target).kind is WorkloadKind.DEPLOYMENT
-        lever = Lever.REPLICAS if deployment else Lever.KNATIVE_FLOOR
-        self.store.extend(recommendation_key(target, lever), now, now + self.ttl)
-        self._extended[target] = now
+        self.scheduled.pop(rec_id, None)
+        self.enactor.enact(rec_id, rec, now, report)
+
+    def next_due(self) -> datetime | None:
+        """When the next scheduled value must be written (None: nothing scheduled)."""
+        return min((rec.in_force_at for rec in self.scheduled.values() if rec.in_force_at), default=None)
+
+    def enact_due(self, now: datetime) -> ActuatorReport:
+        """Write the scheduled values whose time has come, if they still stand (open or approved, unchanged)."""
+        report = ActuatorReport()
+        for rec_id, rec in sorted(self.scheduled.items()):
+            if rec.in_force_at is not None and rec.in_force_at > now:
+                continue
+            del self.scheduled[rec_id]
+            stored = self.store.get(rec_id)
+            standing = (RecommendationStatus.OPEN, RecommendationStatus.APPROVED)
+            if self.enactor and stored and stored.status in standing and stored.recommendation.params == rec.params:
+                self.enactor.enact(rec_id, stored.recommendation, now, report)
+        return report
 
     def recover(self, now: datetime) -> int:
         """After a restart: settle the actions a crash left unfinished (see :meth:`Enactor.recover`)."""

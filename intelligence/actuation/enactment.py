@@ -19,7 +19,7 @@ from intelligence.actuation.adapters.base import AdapterError, PermanentError
 from intelligence.decisions.envelope import Proposal, check
 from intelligence.decisions.policies import PolicyBook
 from intelligence.storage.audit import QuietAuditLog
-from intelligence.storage.ledger import ActionLedger, ActionState
+from intelligence.storage.ledger import ActionLedger, ActionRow, ActionState
 from intelligence.storage.recommendations import RecommendationStore
 from intelligence.vocabulary import Recommendation, RecommendationStatus
 
@@ -32,11 +32,13 @@ RETRY_AFTER = timedelta(seconds=30)  # first retry; doubles
 @dataclass
 class ActuatorReport:
     new: int = 0
+    revised: int = 0
     refreshed: int = 0
     held: int = 0
     enacted: int = 0
     refused: int = 0
     failed: int = 0
+    released: int = 0
 
 
 class Enactor:
@@ -48,7 +50,6 @@ class Enactor:
         audit: QuietAuditLog,
         book: PolicyBook,
         killed: Callable[[], tuple[bool, str]],
-        on_enacted: Callable[[Recommendation, Value, datetime], None],
     ) -> None:
         self.handlers = handlers
         self.ledger = ledger
@@ -56,7 +57,6 @@ class Enactor:
         self.audit = audit
         self.book = book
         self.killed = killed
-        self.on_enacted = on_enacted
 
     def _handler(self, rec: Recommendation) -> ActionHandler:
         handler = self.handlers.get(rec.lever)
@@ -145,9 +145,38 @@ class Enactor:
         self.recommendations.set_status(
             rec_id, RecommendationStatus.ENACTED, now, audit={"target": str(rec.target), **detail}
         )
-        self.on_enacted(rec, value, now)
         log.info("enacted %s on %s: %s (%s)", rec.lever.value, rec.target, dict(params), applied.obj)
         report.enacted += 1
+
+    def release(
+        self, action: ActionRow, baseline: int, now: datetime, report: ActuatorReport, superseded: bool
+    ) -> None:
+        """A floor's pulse is over: write the baseline back (the autoscaler then paces the way down), unless a newer
+        pulse took over. A failure leaves the action enacted: it is tried again at the next step."""
+        detail = {**action.detail, "released_at": now.isoformat()}
+        if superseded:
+            self.ledger.finish(action.id, ActionState.RELEASED, now, {**detail, "superseded": True})
+            return
+        subject = ("release", action.id)
+        killed, why = self.killed()
+        if killed:
+            self.audit.record_once(subject, "not-released", now, {"target": str(action.target), "reason": why})
+            return
+        try:
+            applied = self.handlers[action.lever].apply(action.target, baseline)
+        except AdapterError as exc:
+            self.audit.record_once(subject, "not-released", now, {"target": str(action.target), "reason": str(exc)})
+            log.warning("floor of %s not released yet: %s", action.target, exc)
+            return
+        self.ledger.finish(action.id, ActionState.RELEASED, now, {**detail, "baseline": baseline})
+        self.audit.record(
+            "released",
+            now,
+            {"target": str(action.target), "baseline": baseline, "object": applied.obj},
+            action.recommendation_id,
+        )
+        log.info("floor pulse on %s ended: %s back to %d", action.target, action.lever.param, baseline)
+        report.released += 1
 
     def recover(self, now: datetime) -> int:
         """After a restart: settle the intents a crash left, by reading the cluster, never by writing again."""

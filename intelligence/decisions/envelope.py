@@ -3,7 +3,8 @@
 Pure: (proposed action, recent actions, envelope, now) -> verdict. The decider
 already respects bounds and steps; the envelope does not trust it (a bug, a hand-
 made approval, an override) and adds what only the actuator can know: the actions
-actually enacted (cooldown, reversals, the budget) and the kill switch.
+actually enacted (cooldown, reversals, the budget) and the kill switch. A raise is
+never held back by the cooldown ("predict up, react down"); it counts against the budget.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def check(
         if abs(change) > envelope.max_step:
             value = proposal.current + envelope.max_step * (1 if change > 0 else -1)
     mine = [a for a in history if a.target == proposal.target]
-    if mine:
+    if mine and proposal.direction <= 0:  # "predict up": a raise is never held back by the cooldown
         last = max(mine, key=lambda a: a.at)
         if now - last.at < timedelta(minutes=envelope.cooldown_minutes):
             return Verdict(

@@ -1,16 +1,26 @@
-"""The predictive Knative floor: a pure function from (forecast, floor in force, policy, now) to a decision.
+"""The predictive Knative floor: a pure function from (forecast, the floor published, policy, now) to a decision.
 
-No I/O and no clock reads. "Not enough data" and "too uncertain" are normal
-outcomes carried in :class:`~intelligence.decisions.outcomes.Decision`, not exceptions.
+A floor is a *pulse*: "min-scale N from ``in_force_at`` until ``valid_until``", raised
+ahead of a forecast peak that needs more pods than the reactive autoscaler holds, and
+written just in time (a cold start and the write before the peak's first step). When
+it ends, the floor goes back to the policy's ``min_scale`` and the autoscaler's own
+stable window paces the way down ("predict up, react down"). A pulse still running is
+extended, or raised, by the next decisions; it is never lowered, so the stream of
+recommendations has no reversals by construction.
+
+No I/O and no clock reads. "Not enough data", "too uncertain" and "nothing above what
+the autoscaler holds" are normal outcomes carried in
+:class:`~intelligence.decisions.outcomes.Decision`, not exceptions.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from intelligence.decisions.outcomes import Decision, FloorState, Outcome, hold
+from intelligence.decisions.outcomes import Decision, Outcome, hold
+from intelligence.decisions.publication import Published, continues
 from intelligence.decisions.specs import KnativeFloorSpec
 from intelligence.vocabulary import ActionKind, Explanation, Forecast, Lever, Recommendation, WorkloadRef
 
@@ -18,10 +28,11 @@ RULE_PREDICTIVE_FLOOR = "knative.predictive-min-scale"
 
 
 def lead_steps(step_seconds: float, lead_seconds: float, horizon: int) -> int:
-    """How many forecast steps a floor set now must cover: those starting before the next floor is in force.
+    """How many forecast steps a floor decided now must cover: those starting before the next decision's floor
+    can be in force.
 
-    A floor is in force from now + lead until the next decision (one step later) + lead;
-    step k covers ((k - 1) * step, k * step], so steps with (k - 1) * step < step + lead.
+    The next decision comes one step later and needs ``lead_seconds`` (cold start and the write) to take
+    effect; step k covers ((k - 1) * step, k * step], so steps with (k - 1) * step < step + lead.
 
     >>> lead_steps(300, 30, 12), lead_steps(60, 30, 12), lead_steps(60, 0, 12), lead_steps(60, 600, 12)
     (2, 2, 1, 11)
@@ -29,29 +40,41 @@ def lead_steps(step_seconds: float, lead_seconds: float, horizon: int) -> int:
     return max(1, min(horizon, math.ceil(2.0 + lead_seconds / step_seconds - 1e-9) - 1))
 
 
+def _pods(load: float, policy: KnativeFloorSpec) -> int:
+    """Pods for ``load`` at the autoscaler's target (0 for no load or none known)."""
+    return math.ceil(max(load, 0.0) / policy.target_per_replica - 1e-9) if math.isfinite(load) else 0
+
+
+def held_by_autoscaler(forecast: Forecast, policy: KnativeFloorSpec) -> int | None:
+    """The pods the reactive autoscaler holds for the load observed now, at its target (None: not known)."""
+    if forecast.last is None or not math.isfinite(forecast.last):
+        return None
+    return math.ceil(max(forecast.last, 0.0) / policy.target_per_replica - 1e-9)
+
+
 def _hold(target: WorkloadRef, outcome: Outcome, summary: str, inputs: Mapping[str, object]) -> Decision:
-    return hold(target, outcome, summary, inputs, RULE_PREDICTIVE_FLOOR)
+    return hold(target, outcome, summary, inputs, RULE_PREDICTIVE_FLOOR, lever=Lever.KNATIVE_FLOOR)
+
+
+def _at(seconds: float, now: datetime) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=now.tzinfo)
 
 
 def decide_knative_floor(
     forecast: Forecast | None,
     target: WorkloadRef,
-    floor: FloorState,
+    published: Published | None,
     policy: KnativeFloorSpec,
     now: datetime,
-    ttl: timedelta,
 ) -> Decision:
-    """Raise min-scale ahead of a forecast rise; lower it when the forecast falls ("predict up, react down").
+    """A pulse of min-scale for the forecast steps a floor decided now must cover (the lead window), if they
+    need more pods than the autoscaler holds for the load now; or why not.
 
-    A floor set now is in force from now + the lead time (cold start and actuation,
-    ``cold_start_seconds``) until the next decision + the lead time, so it provisions
-    for the forecast steps that start before then: the reactive autoscaler covers the
-    rest once a step has started. It provisions for the forecast's surge (the point
-    plus the rises recently seen at that time of day) when the model gives one, else
-    for the upper ``quantile``; replicas needed = that / ``target_per_replica``.
-    Lowering waits ``scale_down_delay_minutes`` after any change and then goes at
-    most ``scale_down_per_hour`` replicas per hour; the autoscaler's own stable
-    window then paces the pods.
+    It provisions for the forecast's surge (what to provision for: the point plus the rises
+    usually seen then) when the model gives one, else for the upper ``quantile``, at the
+    autoscaler's own target (``target_per_replica``), so the floor binds exactly where it adds
+    pods. A band wider than ``max_relative_band`` x the forecast is too uncertain to raise a
+    floor on: the workload stays with the reactive autoscaler (a running pulse runs out).
     """
     if forecast is None or forecast.horizon == 0:
         return _hold(target, Outcome.INSUFFICIENT_DATA, "no forecast yet", {})
@@ -71,21 +94,24 @@ def decide_knative_floor(
             {},
         )
     steps = lead_steps(forecast.step_seconds, policy.cold_start_seconds, forecast.horizon)
-    by_surge = policy.provision_for == "surge" and bool(forecast.surge)
-    wanted = forecast.surge if by_surge else forecast.upper(policy.quantile)
+    # the surge while the model has one for every step considered (it warms up later than the band)
+    by_surge = policy.provision_for == "surge" and all(math.isfinite(v) for v in forecast.surge[:steps] or [math.nan])
+    wanted = forecast.surge[:steps] if by_surge else forecast.upper(policy.quantile)[:steps]
     upper = forecast.upper(policy.quantile)
-    peak_index = max(range(steps), key=lambda k: wanted[k])
-    peak, peak_point = wanted[peak_index], forecast.point[peak_index]
-    if not (math.isfinite(peak) and math.isfinite(peak_point) and math.isfinite(upper[peak_index])):
+    if not all(math.isfinite(v) for v in (*wanted, *upper[:steps], *forecast.point[:steps])):
         return _hold(target, Outcome.INSUFFICIENT_DATA, "forecast is not finite", {})
-    peak = max(peak, 0.0)
+    peak_index = max(range(steps), key=lambda k: wanted[k])
+    peak, peak_point = max(wanted[peak_index], 0.0), forecast.point[peak_index]
     scale = max(abs(peak_point), policy.target_per_replica)
     relative_band = (max(upper[peak_index], 0.0) - max(peak_point, 0.0)) / scale
-    peak_at = datetime.fromtimestamp(forecast.timestamps()[peak_index], tz=now.tzinfo)
+    peak_at = _at(forecast.timestamps()[peak_index], now)
     basis = "surge" if by_surge else f"q{policy.quantile}"
+    held = held_by_autoscaler(forecast, policy)
+    active = published if published is not None and published.until is not None and published.running(now) else None
+    ending = published if active is None and published is not None and published.until == now else None
     inputs: dict[str, object] = {
         "series": str(forecast.key),
-        "forecast_origin": datetime.fromtimestamp(forecast.origin, tz=now.tzinfo).isoformat(),
+        "forecast_origin": _at(forecast.origin, now).isoformat(),
         "steps_considered": steps,
         "peak_at": peak_at.isoformat(),
         "peak_point": round(peak_point, 4),
@@ -93,67 +119,64 @@ def decide_knative_floor(
         "provision_for": basis,
         "provisioned": round(peak, 4),
         "target_per_replica": policy.target_per_replica,
-        "current_min_scale": floor.min_scale,
+        "autoscaler_holds": held,
+        "floor_published": active.value if active else None,
         "bounds": [policy.min_scale, policy.max_scale],
         "cold_start_seconds": policy.cold_start_seconds,
     }
-    uncertain = relative_band > policy.max_relative_band
-    too_wide = f"band {relative_band:.2f}x the forecast is wider than {policy.max_relative_band}x"
-    if uncertain and floor.min_scale <= policy.min_scale:
-        return _hold(target, Outcome.TOO_UNCERTAIN, too_wide, inputs)
-    # too uncertain to hold a floor up: hand the workload back to the reactive autoscaler (paced as any lowering)
-    needed = policy.min_scale if uncertain else math.ceil(peak / policy.target_per_replica - 1e-9)
-    bounded = min(max(needed, policy.min_scale), policy.max_scale)
-    inputs["replicas_needed"] = needed
+    if relative_band > policy.max_relative_band:
+        why = f"band {relative_band:.2f}x the forecast is wider than {policy.max_relative_band}x: too uncertain"
+        return _hold(target, Outcome.TOO_UNCERTAIN, why, inputs)
+    needs = [_pods(v, policy) for v in wanted]
+    # the pods the autoscaler holds when step k starts: for the load of the step before; beyond the load observed
+    # now, the fewer of that and the forecast of the step before (it may scale down in between)
+    now_held = _pods(forecast.last, policy) if forecast.last is not None else 0
+    before = [now_held, *(min(now_held, _pods(v, policy)) for v in forecast.point[: steps - 1])]
+    held_then = [max(policy.min_scale, pods) for pods in before]
+    needing = [k for k in range(steps) if needs[k] > held_then[k]]
+    there = held_then[needing[0]] if needing else held_then[0]
+    if not needing:
+        still = f"; the pulse of {active.value} runs until {active.until:%H:%M:%S}" if active and active.until else ""
+        return _hold(
+            target, Outcome.HOLD, f"the autoscaler holds {there} pod(s), enough for the forecast peak{still}", inputs
+        )
     rejected: list[str] = []
-    if uncertain:
-        rejected.append(f"a floor from the forecast: {too_wide}; back to the reactive autoscaler")
-    if bounded != needed:
-        rejected.append(f"min-scale {needed}: outside bounds [{policy.min_scale}, {policy.max_scale}]")
-    current = floor.min_scale
-    if bounded > current:
-        proposal = min(bounded, current + policy.max_step_up)
-        if proposal < bounded:
-            rejected.append(f"min-scale {bounded} at once: step limit is +{policy.max_step_up}")
-        kind, verb = ActionKind.SCALE_UP, "raise"
-        effect = f"{proposal} replicas ready before {peak_at:%H:%M} for {peak:.1f} ({basis})"
-    elif bounded < current:
-        hours = (now - floor.changed_at).total_seconds() / 3600.0 if floor.changed_at else math.inf
-        allowed = math.inf if math.isinf(hours) else math.floor(policy.scale_down_per_hour * hours)
-        if hours * 60.0 < policy.scale_down_delay_minutes or allowed < 1:
-            return _hold(
-                target,
-                Outcome.HOLD,
-                f"would lower min-scale to {bounded}, but the floor changed {hours * 60:.0f} min ago "
-                f"(delay {policy.scale_down_delay_minutes:g} min, at most {policy.scale_down_per_hour}/h down)",
-                inputs,
-            )
-        proposal = int(max(bounded, current - allowed))
-        if proposal > bounded:
-            rejected.append(f"min-scale {bounded} at once: lowered by at most {policy.scale_down_per_hour} per hour")
-        kind, verb = ActionKind.SCALE_DOWN, "lower"
-        effect = f"release {current - proposal} idle replica(s); peak {peak:.1f} still fits {proposal} replicas"
-        if uncertain:
-            effect = f"release {current - proposal} replica(s) held for a forecast too uncertain to trust"
-    else:
-        return _hold(target, Outcome.HOLD, f"min-scale {current} already fits the forecast peak", inputs)
+    needed = max(needs[k] for k in needing)
+    value = min(needed, policy.max_scale, there + policy.max_step_up)
+    if value < needed:
+        rejected.append(f"min-scale {needed}: bounded by max_scale {policy.max_scale} and +{policy.max_step_up}")
+    if ending is not None and continues(ending, value, now):  # the need goes on past a pulse ending now
+        active = ending
+    if value <= there and active is None:
+        why = f"the autoscaler holds {there} pod(s) already, max_scale {policy.max_scale}: a floor would add nothing"
+        return _hold(target, Outcome.HOLD, why, inputs | {"replicas_needed": needed})
+    first, last = needing[0], needing[-1]
+    in_force_at = max(now, _at(forecast.origin + first * forecast.step_seconds - policy.cold_start_seconds, now))
+    until = _at(forecast.origin + (last + 1) * forecast.step_seconds + 60.0 * policy.linger_minutes, now)
+    if active is not None and active.until is not None:
+        value, until = max(value, int(active.value)), max(until, active.until)
+        in_force_at = now if int(active.value) >= value else in_force_at
+    inputs.update(replicas_needed=needed, in_force_at=in_force_at.isoformat(), until=until.isoformat())
     explanation = Explanation(
         rule=RULE_PREDICTIVE_FLOOR,
-        summary=f"{verb} min-scale of {target} from {current} to {proposal}: forecast "
-        f"{basis} {peak:.1f} at {peak_at:%H:%M} / {policy.target_per_replica:g} per replica",
+        summary=f"min-scale {value} for {target} from {in_force_at:%H:%M:%S} until {until:%H:%M:%S}: forecast "
+        f"{basis} {peak:.1f} at {peak_at:%H:%M} / {policy.target_per_replica:g} per replica "
+        f"(the autoscaler holds {there})",
         inputs=inputs,
         rejected=tuple(rejected),
-        expected_effect=effect,
+        expected_effect=f"{value} replicas ready before {peak_at:%H:%M} for {peak:.1f} ({basis}); "
+        f"back to min-scale {policy.min_scale} at {until:%H:%M:%S}, the autoscaler pacing the way down",
     )
     confidence = max(0.0, min(1.0, 1.0 - relative_band / policy.max_relative_band))
     recommendation = Recommendation(
-        kind=kind,
+        kind=ActionKind.SCALE_UP,
         lever=Lever.KNATIVE_FLOOR,
         target=target,
-        params={"min_scale": proposal},
+        params={"min_scale": value},
         created_at=now,
         confidence=round(confidence, 3),
         explanation=explanation,
-        valid_until=now + ttl,
+        valid_until=until,
+        in_force_at=in_force_at if in_force_at > now else None,
     )
     return Decision(target, Outcome.RECOMMEND, explanation, recommendation)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
-from intelligence.vocabulary import Explanation, Recommendation, WorkloadRef
+from intelligence.vocabulary import Explanation, Lever, Recommendation, WorkloadRef
 
 
 class Outcome(enum.StrEnum):
@@ -19,19 +18,17 @@ class Outcome(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class FloorState:
-    """The min-scale currently in force (or last recommended) for a Knative service."""
-
-    min_scale: int
-    changed_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Decision:
     target: WorkloadRef
     outcome: Outcome
     explanation: Explanation
     recommendation: Recommendation | None = None
+    lever: Lever | None = None  # what a hold keeps as it is (the recommendation's lever otherwise)
+
+    @property
+    def about(self) -> Lever | None:
+        """The lever this decision is about, if any."""
+        return self.recommendation.lever if self.recommendation is not None else self.lever
 
 
 def hold(
@@ -41,6 +38,7 @@ def hold(
     inputs: Mapping[str, object],
     rule: str,
     rejected: tuple[str, ...] = (),
+    lever: Lever | None = None,
 ) -> Decision:
     """A decision to do nothing, with its explanation (the inputs are copied: callers go on filling theirs)."""
-    return Decision(target, outcome, Explanation(rule, summary, dict(inputs), rejected))
+    return Decision(target, outcome, Explanation(rule, summary, dict(inputs), rejected), lever=lever)

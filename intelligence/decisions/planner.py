@@ -1,7 +1,9 @@
-"""Everything the decider decides in one step: Knative floors, moves, placement scores.
+"""Everything the decider decides in one step: Knative floors, moves, placement scores, then made calm.
 
 Pure: (inputs, policies, now) -> plan. No I/O, no clock reads; the engine gathers the
-inputs and the actuator acts on the plan.
+inputs (forecasts, the clusters, the last published value of each target) and the
+actuator acts on the plan. Every decision passes :func:`~intelligence.decisions.publication.calm`
+before it is published, whatever the mode.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from intelligence.decisions.knative_floor import decide_knative_floor
-from intelligence.decisions.outcomes import Decision, FloorState
+from intelligence.decisions.outcomes import Decision
 from intelligence.decisions.placement import placement_scores
 from intelligence.decisions.policies import PolicyBook
+from intelligence.decisions.publication import Published, calm
 from intelligence.decisions.rescheduling import ClusterLoad, ClusterView, cluster_loads, decide_moves
 from intelligence.vocabulary import ActionKind, Forecast, Lever, WorkloadKind, WorkloadRef
 
@@ -22,9 +25,9 @@ from intelligence.vocabulary import ActionKind, Forecast, Lever, WorkloadKind, W
 class DecisionInputs:
     scaling: Sequence[Forecast]  # forecasts of the Knative scaling signal (request rate or concurrency)
     load: Sequence[Forecast]  # forecasts of the rescheduling signal (cores), fresh ones only
-    floors: Mapping[WorkloadRef, FloorState] = field(default_factory=dict)
     clusters: Sequence[ClusterView] = ()
     last_moved: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+    published: Mapping[tuple[WorkloadRef, Lever], Published] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +41,7 @@ def _as_deployment(decision: Decision) -> Decision:
     """A plain Deployment gets the same floor as replicas through its scale subresource."""
     rec = decision.recommendation
     if rec is None:
-        return decision
+        return replace(decision, lever=Lever.REPLICAS) if decision.lever is Lever.KNATIVE_FLOOR else decision
     kind = ActionKind.SCALE_OUT if rec.kind is ActionKind.SCALE_UP else ActionKind.SCALE_IN
     rec = replace(rec, kind=kind, lever=Lever.REPLICAS, params={"replicas": rec.params["min_scale"]})
     return replace(decision, recommendation=rec)
@@ -51,10 +54,14 @@ def plan(inputs: DecisionInputs, book: PolicyBook, now: datetime, ttl: timedelta
         wp = book.for_workload(target)
         if fc.key.signal != wp.knative.signal:
             continue
-        floor = inputs.floors.get(target, FloorState(wp.knative.min_scale))
-        decision = decide_knative_floor(fc, target, floor, wp.knative, now, ttl)
-        decisions.append(_as_deployment(decision) if wp.kind is WorkloadKind.DEPLOYMENT else decision)
+        lever = Lever.REPLICAS if wp.kind is WorkloadKind.DEPLOYMENT else Lever.KNATIVE_FLOOR
+        decision = decide_knative_floor(fc, target, inputs.published.get((target, lever)), wp.knative, now)
+        decisions.append(_as_deployment(decision) if lever is Lever.REPLICAS else decision)
     resched = book.spec.reschedule
     loads = cluster_loads(inputs.clusters, inputs.load, resched.quantile)
     decisions += decide_moves(loads, book.for_workload, inputs.last_moved, resched, now, ttl)
-    return Plan(decisions, loads, placement_scores(loads))
+    envelope, dwell = book.spec.envelope, timedelta(minutes=resched.min_dwell_minutes)
+    calmed = [
+        calm(d, inputs.published.get((d.target, d.about)) if d.about else None, envelope, dwell, now) for d in decisions
+    ]
+    return Plan(calmed, loads, placement_scores(loads))

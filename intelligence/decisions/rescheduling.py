@@ -148,14 +148,14 @@ def decide_moves(
                     f"{ref} stays on {name}: moved {(now - moved_at).total_seconds() / 60:.0f} min ago "
                     f"(dwell {policy.min_dwell_minutes:g} min)"
                 )
-                decisions.append(hold(ref, Outcome.HOLD, stays, inputs, RULE_RESCHEDULE))
+                decisions.append(hold(ref, Outcome.HOLD, stays, inputs, RULE_RESCHEDULE, lever=Lever.PLACEMENT))
                 continue
             gain = min(load, excess) / capacity if capacity > 0 and not hard else 1.0
             if gain < policy.move_cost:
                 small = (
                     f"moving {ref} would relieve {gain:.1%} of {name}, less than the move cost {policy.move_cost:.0%}"
                 )
-                decisions.append(hold(ref, Outcome.HOLD, small, inputs, RULE_RESCHEDULE))
+                decisions.append(hold(ref, Outcome.HOLD, small, inputs, RULE_RESCHEDULE, lever=Lever.PLACEMENT))
                 continue
             decision = _best_move(ref, load, source, loads, peaks, wp, policy, inputs, now, ttl)
             decisions.append(decision)
@@ -200,7 +200,7 @@ def _best_move(
     name = source.cluster.name
     if best is None:
         nowhere = f"{name} is {inputs['source_reason']}, but no cluster can take {ref}"
-        return hold(ref, Outcome.HOLD, nowhere, inputs, RULE_RESCHEDULE, tuple(rejected))
+        return hold(ref, Outcome.HOLD, nowhere, inputs, RULE_RESCHEDULE, tuple(rejected), Lever.PLACEMENT)
     headroom_after, dest_name = best
     inputs["destination_headroom_after"] = round(headroom_after, 4)
     explanation = Explanation(

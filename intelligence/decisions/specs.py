@@ -18,7 +18,7 @@ from intelligence.vocabulary import Mode, Tier, WorkloadKind
 
 @dataclass(frozen=True, slots=True)
 class KnativeFloorSpec:
-    """Predictive Knative scaling: raise min-scale before a forecast peak, lower it when the forecast falls."""
+    """Predictive Knative scaling: a pulse of min-scale ahead of a forecast peak the autoscaler would miss."""
 
     signal: str = "requests"  # the forecast signal the floor is sized on (request rate or concurrency)
     target_per_replica: float = 10.0  # load one replica serves at the autoscaler's target
@@ -28,11 +28,8 @@ class KnativeFloorSpec:
     max_scale: int = 50
     cold_start_seconds: float = 30.0  # lead time a new replica needs (cold start and actuation)
     max_step_up: int = 10  # most replicas added by one recommendation
-    # "predict up, react down": lowering the floor removes no pod by itself, the autoscaler's stable window
-    # paces the way down; these slow the floor further (measured costly on bursty load: docs/evaluation.md)
-    scale_down_per_hour: int = 600
-    scale_down_delay_minutes: float = 0.0  # no lowering sooner after any change
     max_relative_band: float = 10.0  # a band wider than this x the point is too uncertain to hold a floor on
+    linger_minutes: float = 0.0  # a pulse runs this long past its last needing step (needs that recur sooner merge)
 
 
 @dataclass(frozen=True, slots=True)

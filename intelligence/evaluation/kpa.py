@@ -17,15 +17,18 @@ Knative's KPA reacts on its own to the load it sees. The model follows Knative S
   predictive decider sets);
 - new pods are pending for ``cold_start_seconds`` and then ready; removed pods are the
   pending ones first (newest first, as the ReplicaSet controller prefers unready pods),
-  then ready ones.
+  then ready ones;
+- a *cold-start hit* is load arriving while no pod is ready (a request that waits for a
+  pod to start): counted once per such episode.
 
-Serving model: ``target_per_replica`` is the KPA target in requests/s, which Knative derives
-as ``target * target-utilisation`` (0.7), so a ready replica serves at most
-``target_per_replica / target_utilisation``; demand above the ready pods' capacity is
-under-provisioned (counted in time and in requests). The KPA observes the incoming rate,
+Serving model: ``target_per_replica`` is the KPA target in the unit of the load (requests/s
+for the ``rps`` metric, concurrent requests for Knative's default ``concurrency`` metric),
+which Knative derives as ``target * target-utilisation`` (0.7), so a ready replica serves at
+most ``target_per_replica / target_utilisation``; demand above the ready pods' capacity is
+under-provisioned (counted in time and in requests). The KPA observes the incoming load,
 served or not (the activator and queue-proxy count requests as they arrive).
 
-Load: requests/s at each sample of a trace. Between samples it is ``linear`` (a sample is
+Load: requests/s or concurrency at each sample of a trace. Between samples it is ``linear`` (a sample is
 the rate at its instant) or ``hold`` (a sample is the mean rate of the interval ending at
 it, like a Prometheus ``rate()``): in both cases a sample is known at its own timestamp,
 so acting on it never looks ahead. Everything is vectorised over series (one column
@@ -35,7 +38,7 @@ each) and has no randomness: the same input gives the same output.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -93,6 +96,7 @@ class KpaOutcome:
     replica_seconds: np.ndarray  # pods from creation (pending pods cost too)
     scaling_actions: np.ndarray  # changes of the scale the KPA asks for
     cold_starts: np.ndarray  # pods created
+    cold_start_hits: np.ndarray  # times load arrived while no pod was ready (it waited for a cold start)
     panic_seconds: np.ndarray
     pods: np.ndarray | None = None  # with ``history``: pods (ready and pending) at each reported tick
     ready: np.ndarray | None = None  # with ``history``: ready pods at each reported tick
@@ -169,18 +173,22 @@ def simulate(
     floor_delay_seconds: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
     history: bool = False,
+    floor_events: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> KpaOutcome:
     """Run the KPA over a trace: ``rates[samples, series]`` requests/s, one sample every ``step_seconds``.
 
     ``min_scale[samples, series]`` (optional) is the min-scale set at each sample, in force
     from the sample's time plus ``floor_delay_seconds`` (the actuator's latency) until the
-    next; the static ``settings.min_scale`` applies before and when absent. Samples before
+    next; or ``floor_events`` (one ``(times, values)`` per series, times in seconds after the
+    first sample, the first ``-inf``) gives each floor change at its own time. The static
+    ``settings.min_scale`` applies before and when absent. Samples before
     ``report_from`` warm the autoscaler up and are not counted. ``progress(done, total)`` is
     called with ticks every chunk. ``history`` keeps the pods at every reported tick (tests).
     """
     rates = _fill_missing(np.asarray(rates, dtype=np.float64).reshape(len(rates), -1))
     samples, count = rates.shape
     floors = None
+    schedule = _Schedule(floor_events) if floor_events is not None else None
     if min_scale is not None:
         floors = np.maximum(np.asarray(min_scale, dtype=np.int64).reshape(samples, count), settings.min_scale)
     tick = settings.tick_seconds
@@ -201,7 +209,9 @@ def simulate(
         panic_avg = (cum[stable : stable + span] - cum[stable - panic : stable - panic + span]) / panic
         want_stable = np.ceil(stable_avg / settings.target_per_replica - 1e-9).astype(np.int64)
         want_panic = np.ceil(panic_avg / settings.target_per_replica - 1e-9).astype(np.int64)
-        if floors is None:
+        if schedule is not None:
+            floor_rows = np.maximum(schedule.at(seconds[stable - 1 :]), settings.min_scale)
+        elif floors is None:
             floor_rows = np.broadcast_to(static_floor, (span, count))
         else:
             floor_rows = _floor_at(
@@ -225,6 +235,20 @@ def _floor_at(floors: np.ndarray, seconds: np.ndarray, step_seconds: float, befo
     return np.where((index < 0)[:, None], before, rows)
 
 
+class _Schedule:
+    """Floors given as change events per series: (times, values), each value in force from its time (seconds after
+    the first sample) until the next."""
+
+    def __init__(self, events: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.events = [(np.asarray(times, np.float64), np.asarray(values, np.int64)) for times, values in events]
+
+    def at(self, seconds: np.ndarray) -> np.ndarray:
+        out = np.empty((len(seconds), len(self.events)), np.int64)
+        for j, (times, values) in enumerate(self.events):
+            out[:, j] = values[np.maximum(np.searchsorted(times, seconds, side="right") - 1, 0)]
+        return out
+
+
 class _Trace:
     """What happened at each tick of a chunk ``[ticks, series]``; accounted for in one go afterwards."""
 
@@ -239,7 +263,8 @@ class _Trace:
 class _Totals:
     def __init__(self, count: int, history: bool) -> None:
         self.sums = {name: np.zeros(count) for name in ("under", "unserved", "requests", "pods", "panic")}
-        self.counts = {name: np.zeros(count, np.int64) for name in ("actions", "cold")}
+        self.counts = {name: np.zeros(count, np.int64) for name in ("actions", "cold", "hits")}
+        self.waiting = np.zeros(count, bool)  # the last tick had load and no ready pod
         self.history: dict[str, list[np.ndarray]] | None = {"pods": [], "ready": []} if history else None
 
     def add(self, cfg: KpaSettings, trace: _Trace, demand: np.ndarray, skip: int) -> None:
@@ -253,6 +278,11 @@ class _Totals:
         self.sums["panic"] += trace.panicking[skip:].sum(axis=0)
         self.counts["actions"] += trace.changed[skip:].sum(axis=0)
         self.counts["cold"] += trace.created[skip:].sum(axis=0)
+        waiting = (demand > 1e-12) & (trace.ready[skip:] == 0)
+        if len(waiting):
+            started = waiting & ~np.vstack([self.waiting[None, :], waiting[:-1]])
+            self.counts["hits"] += started.sum(axis=0)
+            self.waiting = waiting[-1]
         if self.history is not None:
             self.history["pods"].append(trace.pods[skip:])
             self.history["ready"].append(trace.ready[skip:])
@@ -267,6 +297,7 @@ class _Totals:
             replica_seconds=self.sums["pods"] * tick,
             scaling_actions=self.counts["actions"],
             cold_starts=self.counts["cold"],
+            cold_start_hits=self.counts["hits"],
             panic_seconds=self.sums["panic"] * tick,
             pods=kept.get("pods"),
             ready=kept.get("ready"),

@@ -20,6 +20,7 @@ from intelligence.decisions.planner import DecisionInputs, plan
 from intelligence.decisions.policies import PolicyBook
 from intelligence.decisions.rescheduling import ClusterView, anomalous_clusters, fresh
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
+from intelligence.storage.progress import EngineProgress
 from intelligence.vocabulary import AnomalyScore, ClusterHealth, HealthState, SeriesKey
 from models.bank import ModelBank
 from models.kinds import ModelSpec
@@ -72,6 +73,7 @@ class Engine:
         timer: Callable[[], float] = time.perf_counter,
         clusters: Mapping[str, ClusterView] | None = None,
         placement_score_name: str = "icos-headroom",
+        progress: EngineProgress | None = None,
     ) -> None:
         self.collector = collector
         self.bank = bank
@@ -88,6 +90,7 @@ class Engine:
         self.shard_count = shard_count
         self.on_step = on_step
         self._timer = timer
+        self.progress = progress  # where the last step's time is kept (durable), if anywhere
         self.shadow: ModelBank | None = None  # challengers, fed the same samples, never acting
         self.shadow_signals: frozenset[str] = frozenset()
         self.status = EngineStatus()
@@ -154,7 +157,7 @@ class Engine:
         if self.shard_count > 1:
             # A replica sees only its shard's workloads: cluster loads would be partial, and a destination's
             # headroom over-stated. Moves and placement scores need every shard's forecasts (not yet).
-            return DecisionInputs(scaling, [], self.actuator.floors)
+            return DecisionInputs(scaling, [], published=self.actuator.published)
         resched = policies.reschedule
         load = fresh(self.forecasts.query(signal=resched.signal), now, 3 * self.step_seconds) if resched.enabled else []
         health = {h.cluster: h for h in result.health}
@@ -167,7 +170,7 @@ class Engine:
             known = self.clusters.get(name) or ClusterView(name, health[name].tier, 0.0)
             up = name not in health or health[name].state is not HealthState.DOWN
             clusters.append(replace(known, up=up, anomalous=name in anomalous))
-        return DecisionInputs(scaling, load, self.actuator.floors, clusters, self.actuator.last_moved())
+        return DecisionInputs(scaling, load, clusters, self.actuator.last_moved(), self.actuator.published)
 
     def process(self, result: PullResult, now: float, started: float | None = None) -> StepReport:
         """Score, learn, forecast, decide and act on one pull's samples."""
@@ -204,6 +207,8 @@ class Engine:
         self.status.last_step_seconds = report.seconds
         self.status.samples += samples
         self.status.health = tuple(result.health)
+        if self.progress is not None:
+            self.progress.record(now)
         if self.on_step is not None:
             self.on_step(report)
         return report

@@ -18,7 +18,7 @@ from intelligence.actuation.adapters.base import AdapterError, Applied
 from intelligence.runtime.health import ComponentHealth, EngineHealth, HealthReport, overall_status
 from intelligence.runtime.service import Service
 from intelligence.storage.ledger import ActionRow
-from intelligence.storage.recommendations import StoredRecommendation
+from intelligence.storage.recommendations import Revision, StoredRecommendation
 from intelligence.vocabulary import AnomalyScore, ClusterHealth, Forecast, RecommendationStatus, utc_now
 from models.bank import BankAccuracy
 
@@ -162,6 +162,9 @@ class ServiceFacade:
 
     def recommendation(self, rec_id: int) -> StoredRecommendation | None:
         return self._service.actuator.store.get(rec_id)
+
+    def recommendation_history(self, rec_id: int) -> list[Revision]:
+        return self._service.actuator.store.history(rec_id)
 
     def actuator_state(self) -> ActuatorState:
         actuator = self._service.actuator

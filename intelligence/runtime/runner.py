@@ -15,10 +15,19 @@ log = logging.getLogger(__name__)
 
 
 class Runner:
-    def __init__(self, step: Callable[[], object], tick_seconds: float, on_error: Callable[[str | None], None]) -> None:
+    def __init__(
+        self,
+        step: Callable[[], object],
+        tick_seconds: float,
+        on_error: Callable[[str | None], None],
+        due_in: Callable[[], float | None] = lambda: None,
+        run_due: Callable[[], object] = lambda: None,
+    ) -> None:
         self._step = step
         self.tick_seconds = tick_seconds
         self._on_error = on_error
+        self._due_in = due_in  # real seconds until something scheduled between steps is due (None: nothing)
+        self._run_due = run_due
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -35,7 +44,25 @@ class Runner:
             except Exception as exc:
                 self._on_error(f"{type(exc).__name__}: {exc}")
                 log.exception("engine step failed")
-            self._stop.wait(max(0.0, self.tick_seconds - (time.monotonic() - begun)))
+            self._wait_for_next_step(begun)
+
+    def _wait_for_next_step(self, begun: float) -> None:
+        """Until the next step, waking for what is scheduled in between (a warm-up due before the next step)."""
+        while not self._stop.is_set():
+            left = self.tick_seconds - (time.monotonic() - begun)
+            if left <= 0:
+                return
+            due = self._due_in()
+            if due is None or due >= left:
+                self._stop.wait(left)
+                return
+            self._stop.wait(max(0.0, due))
+            if self._stop.is_set():
+                return
+            try:
+                self._run_due()
+            except Exception:
+                log.exception("scheduled action failed")
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the loop to stop and wait for the step in progress to finish."""

@@ -27,7 +27,7 @@ from intelligence.runtime.runner import Runner
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
 from intelligence.settings import Settings
 from intelligence.storage.database import Database
-from intelligence.vocabulary import Clock
+from intelligence.vocabulary import Clock, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Service:
     runner: Runner = field(init=False)
 
     def __post_init__(self) -> None:
-        self.runner = Runner(self.run_once, self.tick_seconds, self._record_error)
+        self.runner = Runner(self.run_once, self.tick_seconds, self._record_error, self.due_in, self.run_due)
         self.engine.on_step = self.on_step
 
     @property
@@ -90,6 +90,14 @@ class Service:
         if self.models is not None:
             self.models.apply()
         return self.engine.step(self.clock.now())
+
+    def due_in(self) -> float | None:
+        """Real seconds until a scheduled action (a warm-up) must be written, if any."""
+        due = self.actuator.next_due()
+        return None if due is None else (due.timestamp() - self.clock.now()) / self.clock.speed
+
+    def run_due(self) -> None:
+        self.actuator.enact_due(utc_now(self.clock))
 
     def on_step(self, report: StepReport) -> None:
         if self.models is not None:

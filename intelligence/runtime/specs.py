@@ -20,7 +20,14 @@ from intelligence.decisions.specs import (
     PolicySpec,
     RescheduleSpec,
 )
-from intelligence.settings import ClusterSettings, KnativeScalingPolicy, KubernetesSettings, PolicySettings, Settings
+from intelligence.settings import (
+    ClusterSettings,
+    KnativeScalingPolicy,
+    KubernetesSettings,
+    PolicySettings,
+    SafetyEnvelope,
+    Settings,
+)
 
 if TYPE_CHECKING:  # the collector package imports the HTTP stack: only the Prometheus source needs it
     from collectors.prometheus import ClusterTarget, CollectionSpec, Signal
@@ -30,6 +37,10 @@ def knative_floor_spec(p: KnativeScalingPolicy) -> KnativeFloorSpec:
     return KnativeFloorSpec(**p.model_dump())
 
 
+def envelope_spec(e: SafetyEnvelope) -> EnvelopeSpec:
+    return EnvelopeSpec(**e.model_dump())
+
+
 def policy_spec(p: PolicySettings) -> PolicySpec:
     """Modes, the Knative floor, rescheduling, placement scores, the envelope and the overrides, as one spec."""
     return PolicySpec(
@@ -37,7 +48,7 @@ def policy_spec(p: PolicySettings) -> PolicySpec:
         knative=knative_floor_spec(p.knative),
         reschedule=RescheduleSpec(**p.reschedule.model_dump()),
         placement_scores=PlacementScoreSpec(**p.placement_scores.model_dump()),
-        envelope=EnvelopeSpec(**p.envelope.model_dump()),
+        envelope=envelope_spec(p.envelope),
         overrides=tuple(OverrideSpec(**o.model_dump()) for o in p.overrides),
         recommendation_ttl_minutes=p.recommendation_ttl_minutes,
     )

@@ -1,12 +1,13 @@
-"""In-memory stores of the latest forecasts and anomaly scores, safe to read from the API thread."""
+"""Stores of the latest forecasts and anomaly scores (memory), safe to read from the API thread; anomaly events
+go to the decision database."""
 
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeVar
 
+from intelligence.storage.anomalies import AnomalyEvents
 from intelligence.vocabulary import AnomalyScore, Forecast, SeriesKey
 
 T = TypeVar("T", covariant=True)
@@ -78,16 +79,16 @@ class ForecastStore:
 
 
 class AnomalyStore:
-    """The latest score of every series, and a bounded log of anomaly events (score >= threshold)."""
+    """The latest score of every series (memory), and the anomaly events (score >= threshold) in the database."""
 
-    def __init__(self, threshold: float, keep: int = 2000) -> None:
+    def __init__(self, threshold: float, log: AnomalyEvents) -> None:
         self.threshold = threshold
+        self.log = log
         self._lock = threading.Lock()
         self._latest: dict[SeriesKey, object] = {}  # an AnomalyScore, or (rows, i) built when read
-        self._events: deque[AnomalyScore] = deque(maxlen=keep)
 
     def put_many(self, scores: Iterable[AnomalyScore | Rows[AnomalyScore]]) -> list[AnomalyScore]:
-        """Record scores; returns the new anomaly events among them.
+        """Record scores; returns the new anomaly events among them (stored before this returns).
 
         Rows only update the latest scores: the models report every score at or above
         the threshold as an object too.
@@ -100,8 +101,8 @@ class AnomalyStore:
                     continue
                 self._latest[s.key] = s
                 if s.score >= self.threshold:
-                    self._events.append(s)
                     events.append(s)
+        self.log.append(events)
         return events
 
     def drop(self, keys: Iterable[SeriesKey]) -> None:
@@ -124,14 +125,5 @@ class AnomalyStore:
         signal: str | None = None,
         limit: int = 100,
     ) -> list[AnomalyScore]:
-        """Anomaly events, newest first."""
-        with self._lock:
-            events = list(self._events)
-        out = [
-            e
-            for e in reversed(events)
-            if (since is None or e.timestamp >= since)
-            and (min_score is None or e.score >= min_score)
-            and _matches(e.key, cluster, signal, {})
-        ]
-        return out[:limit]
+        """Anomaly events, newest first (they survive restarts: see :mod:`intelligence.storage.anomalies`)."""
+        return self.log.find(since, min_score, cluster, signal, limit)

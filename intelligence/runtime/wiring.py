@@ -36,7 +36,9 @@ from intelligence.runtime.sources import build_source, cluster_catalog
 from intelligence.runtime.specs import kubernetes_spec, policy_spec
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
 from intelligence.settings import Settings
+from intelligence.storage.anomalies import AnomalyEvents
 from intelligence.storage.database import Database, DatabaseError, open_database
+from intelligence.storage.progress import EngineProgress
 from intelligence.vocabulary import Clock, Mode, utc_now
 from models.bank import ModelBank
 
@@ -92,13 +94,16 @@ def build_service(
         raise StartupError(f"storage.state_dir {str(state_dir)!r} cannot be created: {exc.strerror}") from exc
     registry = CollectorRegistry(auto_describe=True)
     telemetry = CollectorTelemetry(registry)
-    source = build_source(settings, clock, telemetry, resume=-math.inf)
-    signals = model_signals(settings)
-    active = {s: c for s, c in load_active(state_dir).items() if s in signals} if settings.mlflow.enabled else {}
-    signature = model_signature(settings, source.step_seconds, active)
-    path = checkpoint_path(settings)
-    closing: list[Any] = [source.collector]
+    database = _database(settings)
+    progress = EngineProgress(database, settings.engine.shard_index)
+    closing: list[Any] = [database]
     try:
+        source = build_source(settings, clock, telemetry, resume=-math.inf)
+        closing.append(source.collector)
+        signals = model_signals(settings)
+        active = {s: c for s, c in load_active(state_dir).items() if s in signals} if settings.mlflow.enabled else {}
+        signature = model_signature(settings, source.step_seconds, active)
+        path = checkpoint_path(settings)
         check_models(settings, source.step_seconds)
         restored = restore(settings, path, signature)
         bank = ModelBank(
@@ -106,13 +111,13 @@ def build_service(
         )
         if restored:
             log.info("restored %d series from %s", len(bank), path)
-            resume = bank.latest_timestamp()
-            if clock is None and settings.embedded and resume > source.clock.now():
-                source.collector.close()
-                source = build_source(settings, None, telemetry, resume)  # the simulated clock goes on from there
-                closing = [source.collector]
-        database = _database(settings)
-        closing.append(database)
+        # a simulated or replayed clock goes on from the last step processed (kept in the database at every
+        # step), never back to the checkpoint: nothing is decided twice, or dated before what was decided
+        resume = max(bank.latest_timestamp(), progress.last_step() or -math.inf)
+        if clock is None and settings.embedded and resume > source.clock.now():
+            source.collector.close()
+            source = build_source(settings, None, telemetry, resume)
+            closing[-1] = source.collector
         book = PolicyBook(policy_spec(settings.policy))
         kernel = _meta_kernel(settings) if book.modes & {Mode.APPROVE, Mode.ENACT} else None
     except BaseException:
@@ -128,7 +133,11 @@ def build_service(
         collector=source.collector,
         bank=bank,
         forecasts=ForecastStore(),
-        anomalies=AnomalyStore(settings.models.anomaly_threshold, settings.engine.anomaly_events_kept),
+        anomalies=AnomalyStore(
+            settings.models.anomaly_threshold,
+            AnomalyEvents(database, settings.storage.anomaly_retention_days * 86_400.0),
+        ),
+        progress=progress,
         actuator=actuator,
         book=book,
         horizon=settings.models.horizon_steps,

@@ -33,7 +33,7 @@ _KNATIVE, _RESCHEDULE, _SCORES, _ENVELOPE, _POLICY = (
 
 
 class KnativeScalingPolicy(_Group):
-    """Predictive Knative scaling: raise min-scale before a forecast peak, lower it when the forecast falls."""
+    """Predictive Knative scaling: a pulse of min-scale ahead of a forecast peak the autoscaler would miss."""
 
     signal: str = _KNATIVE.signal
     target_per_replica: float = Field(default=_KNATIVE.target_per_replica, gt=0.0)
@@ -43,9 +43,8 @@ class KnativeScalingPolicy(_Group):
     max_scale: int = Field(default=_KNATIVE.max_scale, ge=1)
     cold_start_seconds: float = Field(default=_KNATIVE.cold_start_seconds, ge=0.0)
     max_step_up: int = Field(default=_KNATIVE.max_step_up, ge=1)
-    scale_down_per_hour: int = Field(default=_KNATIVE.scale_down_per_hour, ge=0)
-    scale_down_delay_minutes: float = Field(default=_KNATIVE.scale_down_delay_minutes, ge=0.0)
     max_relative_band: float = Field(default=_KNATIVE.max_relative_band, gt=0.0)
+    linger_minutes: float = Field(default=_KNATIVE.linger_minutes, ge=0.0)
 
     @model_validator(mode="after")
     def _bounds(self) -> KnativeScalingPolicy:

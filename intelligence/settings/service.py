@@ -39,6 +39,7 @@ class StorageSettings(_Group):
 
     state_dir: Path = Path(".icos-state")
     database_url: str | None = None  # SQLAlchemy URL; default sqlite in state_dir
+    anomaly_retention_days: float = Field(default=14.0, gt=0.0)  # anomaly events older than this are pruned
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.state_dir / 'decisions.db').resolve()}"
@@ -49,7 +50,6 @@ class EngineSettings(_Group):
 
     shard_index: int = Field(default=0, ge=0)
     shard_count: int = Field(default=1, ge=1)
-    anomaly_events_kept: int = Field(default=2000, ge=10)
 
     @model_validator(mode="after")
     def _shard(self) -> EngineSettings:

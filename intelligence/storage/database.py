@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 from alembic import command
@@ -41,6 +41,14 @@ def redacted(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparseable URL is shown only by its scheme
         return url.split(":", 1)[0] + ":..."
+
+
+@overload
+def aware(value: datetime) -> datetime: ...
+
+
+@overload
+def aware(value: None) -> None: ...
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -109,11 +117,22 @@ class Database:
         self.engine.dispose()
 
 
+def _sqlite_write_ahead(dbapi_connection: Any, _record: Any) -> None:
+    """Readers (the API) never wait for the engine's writes, and a commit does not wait for the disk each time."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def open_database(url: str, migrate: bool = True) -> Database:
-    """Connect (SQLite waits up to 30 s for a lock) and migrate to the head revision."""
+    """Connect (SQLite: write-ahead log, waits up to 30 s for a lock) and migrate to the head revision."""
     try:
-        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
-        database = Database(url, sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True))
+        sqlite = url.startswith("sqlite")
+        engine = sa.create_engine(url, connect_args={"timeout": 30} if sqlite else {}, pool_pre_ping=True)
+        if sqlite and ":memory:" not in url:
+            sa.event.listen(engine, "connect", _sqlite_write_ahead)
+        database = Database(url, engine)
     except Exception as exc:
         raise DatabaseError(f"{redacted(url)}: {type(exc).__name__}: {exc}") from exc
     if migrate:

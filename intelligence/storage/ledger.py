@@ -34,6 +34,7 @@ class ActionState(enum.StrEnum):
     RETRY = "retry"  # a temporary error; tried again when due
     FAILED = "failed"  # a permanent error, or too many attempts
     ABANDONED = "abandoned"  # found as an intent after a crash, and not in force
+    RELEASED = "released"  # a floor whose pulse ended: back to the policy's min-scale (or a newer pulse took over)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +65,8 @@ def _row(r: Any) -> ActionRow:
         direction=r["direction"],
         state=ActionState(r["state"]),
         attempts=r["attempts"],
-        created_at=aware(r["created_at"]),  # type: ignore[arg-type]
-        updated_at=aware(r["updated_at"]),  # type: ignore[arg-type]
+        created_at=aware(r["created_at"]),
+        updated_at=aware(r["updated_at"]),
         due_at=aware(r["due_at"]),
         detail=dict(r["detail"]),
     )
@@ -143,6 +144,17 @@ class ActionLedger:
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(query).mappings().all()]
 
+    def enacted_floors(self) -> list[ActionRow]:
+        """Floors enacted and not yet released: the pulses that may be running, oldest first."""
+        query = (
+            sa.select(actions)
+            .where(actions.c.state == ActionState.ENACTED.value)
+            .where(actions.c.lever.in_([lever.value for lever in Lever if lever.scales]))
+            .order_by(actions.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query).mappings().all()]
+
     def for_recommendation(self, recommendation_id: int) -> ActionRow | None:
         with self.engine.connect() as conn:
             r = (
@@ -163,7 +175,7 @@ class ActionLedger:
         )
         with self.engine.connect() as conn:
             return [
-                EnactedAction(WorkloadRef(r.cluster, r.namespace, r.workload), aware(r.created_at), r.direction)  # type: ignore[arg-type]
+                EnactedAction(WorkloadRef(r.cluster, r.namespace, r.workload), aware(r.created_at), r.direction)
                 for r in conn.execute(query)
             ]
 
@@ -176,7 +188,7 @@ class ActionLedger:
             .group_by(actions.c.namespace, actions.c.workload)
         )
         with self.engine.connect() as conn:
-            return {(r[0], r[1]): aware(r[2]) for r in conn.execute(query)}  # type: ignore[misc]
+            return {(r[0], r[1]): aware(r[2]) for r in conn.execute(query)}
 
     def switch(self, name: str = KILL_SWITCH) -> tuple[bool, str]:
         with self.engine.connect() as conn:

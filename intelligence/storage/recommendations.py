@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from intelligence.storage.audit import write_audit
 from intelligence.storage.database import Database, aware, jsonable
-from intelligence.storage.schema import recommendations
+from intelligence.storage.schema import recommendation_revisions, recommendations
 from intelligence.vocabulary import ActionKind, Explanation, Lever, Recommendation, RecommendationStatus, WorkloadRef
+
+
+class Change(enum.StrEnum):
+    OPENED = "opened"  # no open recommendation for the target and lever: a new one
+    REVISED = "revised"  # the open one now says something else (revision + 1)
+    REFRESHED = "refreshed"  # the open one says the same: still valid, nothing new
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,75 +27,161 @@ class StoredRecommendation:
     status: RecommendationStatus
     recommendation: Recommendation
     updated_at: datetime
+    revision: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """One value a recommendation had, and when it was published."""
+
+    revision: int
+    kind: ActionKind
+    params: dict[str, Any]
+    confidence: float
+    summary: str
+    at: datetime
+
+
+def _current(dedup_key: str, now: datetime) -> sa.Select[Any]:
+    standing = [RecommendationStatus.APPROVED.value, RecommendationStatus.ENACTED.value]
+    return (
+        sa.select(
+            recommendations.c.id,
+            recommendations.c.params,
+            recommendations.c.revision,
+            recommendations.c.status,
+            recommendations.c.valid_until,
+        )
+        .where(recommendations.c.dedup_key == dedup_key)
+        .where(recommendations.c.status.in_([RecommendationStatus.OPEN.value, *standing]))
+        .where(recommendations.c.valid_until.is_(None) | (recommendations.c.valid_until >= now))
+        .order_by(recommendations.c.id.desc())
+        .limit(1)
+    )
+
+
+def _expired(now: datetime) -> sa.Update:
+    """Open recommendations whose validity is over become expired (a floor's pulse ending now can still be
+    extended by the decision of this step: see :meth:`~intelligence.decisions.publication.Published.running`)."""
+    return (
+        recommendations.update()
+        .where(recommendations.c.status == RecommendationStatus.OPEN.value)
+        .where(recommendations.c.valid_until.is_not(None))
+        .where(recommendations.c.valid_until < now)
+        .values(status=RecommendationStatus.EXPIRED.value, updated_at=now)
+    )
 
 
 class RecommendationStore:
-    """Writes are transactions; one open recommendation per (kind, target, parameter names)."""
+    """Writes are transactions; one open recommendation per target and lever, revised in place."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
         self.engine = database.engine
 
-    def upsert(self, rec: Recommendation) -> tuple[int, bool]:
-        """Store ``rec``; returns (id, is_new).
+    def publish(self, rec: Recommendation) -> tuple[int, Change]:
+        """Publish ``rec``: the open recommendation of its target and lever is updated in place, else opened.
 
-        The same open recommendation is refreshed (its ``updated_at`` and validity);
-        an open one with other parameters is superseded by ``rec``.
+        The same value refreshes the standing one (its validity and confidence: a pulse extended,
+        even once enacted, or continued when it ends now); another value revises an open one still
+        running in place (revision + 1, the history kept, audited); otherwise (none standing, one
+        ending now, or an approved or enacted one that says something else) a new one opens,
+        revision 1.
         """
         now = rec.created_at
+        params = jsonable(dict(rec.params))
         with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(recommendations.c.id, recommendations.c.params)
-                .where(recommendations.c.dedup_key == rec.dedup_key)
-                .where(recommendations.c.status == RecommendationStatus.OPEN.value)
-                .order_by(recommendations.c.id.desc())
-                .limit(1)
-            ).first()
-            params = jsonable(dict(rec.params))
+            conn.execute(_expired(now).where(recommendations.c.dedup_key == rec.dedup_key))  # its time is over
+            row = conn.execute(_current(rec.dedup_key, now)).first()
             if row is not None and row.params == params:
                 conn.execute(
                     recommendations.update()
                     .where(recommendations.c.id == row.id)
-                    .values(updated_at=now, valid_until=rec.valid_until, confidence=rec.confidence)
+                    .values(
+                        updated_at=now,
+                        valid_until=rec.valid_until,
+                        confidence=rec.confidence,
+                        in_force_at=rec.in_force_at,
+                    )
                 )
-                return int(row.id), False
-            if row is not None:
+                return int(row.id), Change.REFRESHED
+            content = {
+                "kind": rec.kind.value,
+                "params": params,
+                "confidence": rec.confidence,
+                "explanation": jsonable(asdict(rec.explanation)),
+                "updated_at": now,
+                "valid_until": rec.valid_until,
+                "in_force_at": rec.in_force_at,
+            }
+            running = row is not None and (row.valid_until is None or aware(row.valid_until) > now)
+            if row is not None and running and row.status == RecommendationStatus.OPEN.value:
+                rec_id, revision, change = int(row.id), int(row.revision) + 1, Change.REVISED
                 conn.execute(
-                    recommendations.update()
-                    .where(recommendations.c.id == row.id)
-                    .values(status=RecommendationStatus.SUPERSEDED.value, updated_at=now)
+                    recommendations.update().where(recommendations.c.id == rec_id).values(**content, revision=revision)
                 )
-            inserted = conn.execute(
-                recommendations.insert().values(
-                    dedup_key=rec.dedup_key,
+            else:
+                if row is not None and row.status == RecommendationStatus.OPEN.value:  # it ends now: another begins
+                    conn.execute(
+                        recommendations.update()
+                        .where(recommendations.c.id == row.id)
+                        .values(status=RecommendationStatus.EXPIRED.value, updated_at=now)
+                    )
+                revision, change = 1, Change.OPENED
+                inserted = conn.execute(
+                    recommendations.insert().values(
+                        **content,
+                        dedup_key=rec.dedup_key,
+                        lever=rec.lever.value,
+                        cluster=rec.target.cluster,
+                        namespace=rec.target.namespace,
+                        workload=rec.target.name,
+                        status=RecommendationStatus.OPEN.value,
+                        created_at=now,
+                        revision=revision,
+                    )
+                ).inserted_primary_key
+                assert inserted is not None
+                rec_id = int(inserted[0])
+            conn.execute(
+                recommendation_revisions.insert().values(
+                    recommendation_id=rec_id,
+                    revision=revision,
                     kind=rec.kind.value,
-                    lever=rec.lever.value,
-                    cluster=rec.target.cluster,
-                    namespace=rec.target.namespace,
-                    workload=rec.target.name,
                     params=params,
                     confidence=rec.confidence,
-                    explanation=jsonable(asdict(rec.explanation)),
-                    status=RecommendationStatus.OPEN.value,
-                    created_at=now,
-                    updated_at=now,
-                    valid_until=rec.valid_until,
+                    summary=rec.explanation.summary[:2000],
+                    at=now,
                 )
-            ).inserted_primary_key
-            assert inserted is not None
-            new_id = inserted[0]
-            write_audit(
-                conn,
-                now,
-                "recommended",
-                {
-                    "superseded": int(row.id) if row is not None else None,
-                    "params": params,
-                    "summary": rec.explanation.summary,
-                },
-                int(new_id),
             )
-            return int(new_id), True
+            detail = {"revision": revision, "params": params, "summary": rec.explanation.summary}
+            if row is not None:
+                detail["previous"] = row.params
+            write_audit(conn, now, "recommended" if change is Change.OPENED else "revised", detail, rec_id)
+            return rec_id, change
+
+    def current(self, dedup_key: str, now: datetime) -> StoredRecommendation | None:
+        """The recommendation that stands for a target and lever: the open one, or one approved or enacted whose
+        validity runs (a floor's pulse)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_current(dedup_key, now)).first()
+        return self.get(int(row.id)) if row is not None else None
+
+    def history(self, rec_id: int) -> list[Revision]:
+        """Every value a recommendation had, oldest first."""
+        query = (
+            sa.select(recommendation_revisions)
+            .where(recommendation_revisions.c.recommendation_id == rec_id)
+            .order_by(recommendation_revisions.c.revision)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            Revision(
+                r["revision"], ActionKind(r["kind"]), dict(r["params"]), r["confidence"], r["summary"], aware(r["at"])
+            )
+            for r in rows
+        ]
 
     def extend(self, dedup_key: str, now: datetime, valid_until: datetime) -> bool:
         """The evidence of the open recommendation still holds: keep it valid longer."""
@@ -129,14 +222,7 @@ class RecommendationStore:
     def expire(self, now: datetime) -> int:
         """Mark open recommendations past their validity as expired."""
         with self.engine.begin() as conn:
-            result = conn.execute(
-                recommendations.update()
-                .where(recommendations.c.status == RecommendationStatus.OPEN.value)
-                .where(recommendations.c.valid_until.is_not(None))
-                .where(recommendations.c.valid_until < now)
-                .values(status=RecommendationStatus.EXPIRED.value, updated_at=now)
-            )
-            return int(result.rowcount or 0)
+            return int(conn.execute(_expired(now)).rowcount or 0)
 
     def find(
         self,
@@ -164,7 +250,7 @@ class RecommendationStore:
             lever=Lever(r["lever"]),
             target=WorkloadRef(r["cluster"], r["namespace"], r["workload"]),
             params=r["params"],
-            created_at=aware(r["created_at"]) or datetime.now(UTC),
+            created_at=aware(r["created_at"]),
             confidence=r["confidence"],
             explanation=Explanation(
                 rule=exp.get("rule", ""),
@@ -174,7 +260,8 @@ class RecommendationStore:
                 expected_effect=exp.get("expected_effect", ""),
             ),
             valid_until=aware(r["valid_until"]),
+            in_force_at=aware(r["in_force_at"]),
         )
         return StoredRecommendation(
-            r["id"], RecommendationStatus(r["status"]), rec, aware(r["updated_at"]) or rec.created_at
+            r["id"], RecommendationStatus(r["status"]), rec, aware(r["updated_at"]), r["revision"]
         )

@@ -28,6 +28,8 @@ recommendations = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("valid_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),  # 1, then +1 at every change in place
+    sa.Column("in_force_at", sa.DateTime(timezone=True), nullable=True),  # when the value is needed (None: now)
 )
 
 audit_log = sa.Table(
@@ -68,4 +70,54 @@ switches = sa.Table(
     sa.Column("on", sa.Boolean, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("reason", sa.String(500), nullable=False),
+)
+
+recommendation_revisions = sa.Table(
+    "recommendation_revisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("recommendation_id", sa.Integer, nullable=False, index=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("summary", sa.String(2000), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+decided_targets = sa.Table(
+    "decided_targets",
+    metadata,
+    sa.Column("cluster", sa.String(253), primary_key=True),
+    sa.Column("namespace", sa.String(253), primary_key=True),
+    sa.Column("workload", sa.String(253), primary_key=True),
+    sa.Column("lever", sa.String(32), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),  # a pod count, or a cluster name
+    sa.Column("direction", sa.Integer, nullable=False),  # of the last change: +1, -1, or 0 (a placement)
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),  # last confirmed by a decision
+    sa.Column("until", sa.DateTime(timezone=True), nullable=True),  # a floor's pulse ends then
+)
+
+engine_state = sa.Table(
+    "engine_state",
+    metadata,
+    sa.Column("shard", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("last_step_at", sa.Float, nullable=False),  # epoch seconds of the last step processed
+)
+
+anomaly_events = sa.Table(
+    "anomaly_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("cluster", sa.String(253), nullable=False),
+    sa.Column("signal", sa.String(64), nullable=False),
+    sa.Column("namespace", sa.String(253), nullable=False),
+    sa.Column("workload", sa.String(253), nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),  # epoch seconds of the sample
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("reason", sa.JSON, nullable=False),
+    sa.Index("ix_anomaly_events_at", "at"),
+    sa.Index("ix_anomaly_events_series", "cluster", "signal", "at"),
 )

@@ -9,6 +9,8 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    speed: float  # clock seconds per real second (1 for the wall clock; the simulation runs faster)
+
     def now(self) -> float:
         """Current time in epoch seconds (UTC)."""
         ...
@@ -20,6 +22,8 @@ def utc_now(clock: Clock) -> datetime:
 
 
 class SystemClock:
+    speed = 1.0
+
     def now(self) -> float:
         return time.time()
 
@@ -29,16 +33,18 @@ class ScaledClock:
 
     def __init__(self, start: float, speed: float, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._start = start
-        self._speed = speed
+        self.speed = speed
         self._monotonic = monotonic
         self._t0 = monotonic()
 
     def now(self) -> float:
-        return self._start + (self._monotonic() - self._t0) * self._speed
+        return self._start + (self._monotonic() - self._t0) * self.speed
 
 
 class ManualClock:
     """A clock tests move by hand."""
+
+    speed = 1.0
 
     def __init__(self, start: float) -> None:
         self._now = start

@@ -85,6 +85,8 @@ class Recommendation:
 
     ``params`` holds explicit targets (e.g. ``{"min_scale": 4}``), never relative
     steps, so the ICOS job manager can apply it as is; ``lever`` says which one is set.
+    ``in_force_at`` is when the value is needed (None: as soon as possible): a warm-up for a
+    load expected two steps ahead is written then, not at once.
     """
 
     kind: ActionKind
@@ -95,6 +97,7 @@ class Recommendation:
     confidence: float
     explanation: Explanation
     valid_until: datetime | None = None
+    in_force_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.lever.param not in self.params:

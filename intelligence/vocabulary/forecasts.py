@@ -17,6 +17,7 @@ class Forecast:
     maps a probability (e.g. 0.05, 0.95) to a tuple as long as ``point``.
     ``surge`` (empty when the model has none) is what to provision for: the point plus
     the sudden rises recently seen at that time of day. Not a calibrated quantile.
+    ``last`` is the value observed at ``origin`` (what a reactive autoscaler holds pods for now).
     """
 
     key: SeriesKey
@@ -26,6 +27,7 @@ class Forecast:
     quantiles: Mapping[float, tuple[float, ...]] = field(default_factory=dict)
     model: str = ""
     surge: tuple[float, ...] = ()
+    last: float | None = None
 
     def __post_init__(self) -> None:
         if self.surge and len(self.surge) != len(self.point):

@@ -71,7 +71,7 @@ def test_floors_moves_and_scores_are_enacted_on_the_clusters(service, continuum)
     drive(svc, clock, 60)
     actions = svc.engine.actuator.ledger.find()
     assert actions, "nothing was enacted in 5 simulated hours"
-    assert {a.state for a in actions} == {ActionState.ENACTED}
+    assert {a.state for a in actions} <= {ActionState.ENACTED, ActionState.RELEASED}  # released: a pulse ended
     floors = [a for a in actions if a.lever is Lever.KNATIVE_FLOOR]
     assert floors
     for a in floors:

@@ -43,7 +43,7 @@ _START_TIMEOUT_SECONDS = 10.0
 
 
 class FakeKube:
-    """One fake cluster. ``enforce_rbac`` answers 403 for what deploy/kubernetes/rbac.yaml does not grant."""
+    """One fake cluster. ``enforce_rbac`` answers 403 for what deploy/components/enact/rbac.yaml does not grant."""
 
     def __init__(self, *, enforce_rbac: bool = True, rbac_file: Path = RBAC_FILE) -> None:
         self._rbac_file = rbac_file

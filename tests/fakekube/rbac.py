@@ -1,7 +1,10 @@
-"""The RBAC the fake enforces: the rules bound to the service account in deploy/kubernetes/rbac.yaml.
+"""The RBAC the fake enforces: the rules bound to the service account in deploy/components/enact/rbac.yaml.
 
-Only ClusterRoles bound by ClusterRoleBindings to the account are read; that is how the deployment
-grants them, and it keeps the fake's authoriser a few lines.
+That file is the RBAC the enact overlay installs (tests/deploy/test_manifests.py checks that what
+`kubectl kustomize deploy/overlays/enact` renders grants exactly these rules). Only ClusterRoles bound by
+ClusterRoleBindings to the account are read; that is how the deployment grants them, and it keeps the
+fake's authoriser a few lines. A subject without a namespace is in the overlays' namespace, as kustomize
+renders it.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
-RBAC_FILE = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "rbac.yaml"
-SERVICE_ACCOUNT = ("icos", "icos-intelligence")
+RBAC_FILE = Path(__file__).resolve().parents[2] / "deploy" / "components" / "enact" / "rbac.yaml"
+NAMESPACE = "icos"  # the namespace of deploy/overlays/*/kustomization.yaml
+SERVICE_ACCOUNT = (NAMESPACE, "icos-intelligence")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +46,9 @@ class Authorizer:
         for doc in documents:
             if doc["kind"] != "ClusterRoleBinding":
                 continue
-            subjects = {(s.get("namespace"), s["name"]) for s in doc["subjects"] if s["kind"] == "ServiceAccount"}
+            subjects = {
+                (s.get("namespace", NAMESPACE), s["name"]) for s in doc["subjects"] if s["kind"] == "ServiceAccount"
+            }
             if account in subjects:
                 bound.append(doc["roleRef"]["name"])
         rules = tuple(

@@ -123,7 +123,7 @@ def test_a_crash_before_the_write_leaves_nothing_to_undo(fakes, kernel, url):
     edge = fakes["edge-a"]
     shop(edge, [("checkout-00001", 100)])
     store = RecommendationStore(open_database(url))
-    rec_id, _ = store.upsert(floor(4).recommendation)
+    rec_id, _ = store.publish(floor(4).recommendation)
     Actuator(store.database, BOOK, TTL, kernel).ledger.begin(
         rec_id, CHECKOUT, Lever.KNATIVE_FLOOR, "scale-up", {"min_scale": 4}, 1, NOW
     )

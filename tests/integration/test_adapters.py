@@ -65,6 +65,39 @@ def test_min_scale_goes_on_the_pod_autoscaler_and_revision_without_a_new_revisio
     assert kernel.read_knative_scale("edge-a", "shop", "checkout") == {"min_scale": 3, "max_scale": 10}
 
 
+def test_a_raise_wakes_a_revision_scaled_to_zero_through_its_deployments_scale(
+    fakes: dict[str, FakeKube], kernel: KubeMetaKernel
+) -> None:
+    """knative/serving#10327: a min-scale on the PodAutoscaler of a Revision at zero waits for a request (the KPA has
+    no metrics and returns before its bounds); the adapter also scales the PA's scale target, the Deployment."""
+    edge = fakes["edge-a"]
+    shop(edge, [("checkout-00001", 60), ("checkout-00002", 40)])
+    asleep = {
+        "desiredScale": -1,
+        "actualScale": 0,
+        "conditions": [{"type": "Active", "status": "False", "reason": "NoTraffic"}],
+    }
+    edge.edit(PA, "PodAutoscaler", "shop", "checkout-00001", {"status": asleep})
+    edge.seed(deployment("checkout-00001-deployment", 0), deployment("checkout-00002-deployment", 1))
+
+    applied = kernel.set_knative_scale("edge-a", "shop", "checkout", min_scale=3)
+
+    assert annotations(edge, PA, "PodAutoscaler", "checkout-00001")[MIN] == "2"
+    scaled = edge.get("apps/v1", "Deployment", "shop", "checkout-00001-deployment")
+    assert scaled is not None
+    assert scaled["spec"]["replicas"] == 2
+    awake = edge.get("apps/v1", "Deployment", "shop", "checkout-00002-deployment")
+    assert awake is not None
+    assert awake["spec"]["replicas"] == 1
+    assert [r.path for r in edge.requests_matching("PATCH", "/deployments/")] == [
+        "/apis/apps/v1/namespaces/shop/deployments/checkout-00001-deployment/scale"
+    ]
+    assert "checkout-00001 woken from zero (Deployment checkout-00001-deployment to 2)" in applied.detail
+    again = kernel.set_knative_scale("edge-a", "shop", "checkout", min_scale=3)
+    assert not again.changed  # in force, pods asked for: nothing written twice
+    assert kernel.set_knative_scale("edge-a", "shop", "checkout", min_scale=0).changed  # a release never scales down
+
+
 def test_min_scale_is_split_by_traffic_percent_rounding_up(fakes: dict[str, FakeKube], kernel: KubeMetaKernel) -> None:
     edge = fakes["edge-a"]
     shop(edge, [("checkout-00001", 60), ("checkout-00002", 40)])

@@ -207,8 +207,9 @@ def test_a_database_from_before_migrations_is_upgraded_keeping_its_history(empty
         from intelligence.actuation.actuator import Actuator
 
         book = PolicyBook(PolicySpec(mode=Mode.RECOMMEND))
-        floors = Actuator(database, book, timedelta(hours=1)).floors
-        assert floors[INGEST].min_scale == 3  # the value enacted, as before the upgrade
+        published = Actuator(database, book, timedelta(hours=1)).published
+        assert published[(INGEST, Lever.KNATIVE_FLOOR)].value == 3  # the value enacted, as before the upgrade
+        assert published[(INGEST, Lever.PLACEMENT)].value == "fog-1"
     finally:
         database.close()
 

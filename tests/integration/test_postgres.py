@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from intelligence.storage.audit import AuditLog
 from intelligence.storage.database import open_database
-from intelligence.storage.recommendations import RecommendationStore
+from intelligence.storage.recommendations import Change, RecommendationStore
 from intelligence.vocabulary import (
     ActionKind,
     Explanation,
@@ -78,23 +78,20 @@ def test_create_insert_read_back(postgres_db):
 def test_recommendation_store_on_postgres(postgres_db):
     store = RecommendationStore(open_database(postgres_db))
     try:
-        first, new = store.upsert(rec(3))
-        assert new
-        same, new = store.upsert(rec(3, NOW + timedelta(minutes=5)))
-        assert (same, new) == (first, False)
-        second, new = store.upsert(rec(5, NOW + timedelta(minutes=10)))
-        assert new
+        first, change = store.publish(rec(3))
+        assert change is Change.OPENED
+        assert store.publish(rec(3, NOW + timedelta(minutes=5))) == (first, Change.REFRESHED)
+        assert store.publish(rec(5, NOW + timedelta(minutes=10))) == (first, Change.REVISED)
 
-        stored = store.get(second)
+        stored = store.get(first)
         assert stored is not None
         assert stored.status is RecommendationStatus.OPEN
-        assert stored.recommendation == rec(5, NOW + timedelta(minutes=10))
-        assert stored.recommendation.created_at.tzinfo is not None
-        previous = store.get(first)
-        assert previous is not None
-        assert previous.status is RecommendationStatus.SUPERSEDED
-        assert previous.updated_at == NOW + timedelta(minutes=10)
-        assert [e["event"] for e in AuditLog(store.database).entries()] == ["recommended"] * 2
+        assert stored.revision == 2
+        assert stored.recommendation.params == {"min_scale": 5}
+        assert stored.recommendation.created_at == NOW
+        assert stored.updated_at == NOW + timedelta(minutes=10)
+        assert [h.params for h in store.history(first)] == [{"min_scale": 3}, {"min_scale": 5}]
+        assert [e["event"] for e in AuditLog(store.database).entries()] == ["revised", "recommended"]
     finally:
         store.database.close()
 

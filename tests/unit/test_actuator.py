@@ -70,7 +70,7 @@ def test_enact_mode_enacts_once_and_records_it(store):
     assert kernel.min_scale[("edge-1", "iot", "ingest")] == 4
     assert store.find(status=RecommendationStatus.ENACTED)[0].recommendation.params == {"min_scale": 4}
     assert actuator.ledger.find()[0].state is ActionState.ENACTED
-    assert actuator.floors[INGEST].min_scale == 4
+    assert [a.target for a in actuator.ledger.enacted_floors()] == [INGEST]  # a pulse that will be ended
     again = actuator.handle([decision(4, at=NOW + timedelta(minutes=10))], NOW + timedelta(minutes=10))
     assert again.enacted == 0
     assert len(kernel.writes) == 1
@@ -120,20 +120,23 @@ def test_approval_is_refused_where_nothing_may_be_enacted(store):
         actuator.approve(store.find()[0].id, NOW, "operator")
 
 
-def test_envelope_limits_the_step_and_refuses_cooldown_and_reversal(store):
+def test_envelope_limits_the_step_and_holds_back_decreases_not_raises(store):
     kernel = MemoryKernel()
     actuator = Actuator(store.database, policies(max_step=3, cooldown_minutes=10, reversal_minutes=60), TTL, kernel)
     actuator.handle([decision(20)], NOW)
     assert kernel.min_scale[("edge-1", "iot", "ingest")] == 4  # 1 + at most 3
-    restarted = Actuator(store.database, policies(max_step=3), TTL, kernel)
-    assert restarted.floors[INGEST].min_scale == 4  # what is in force, not the 20 asked for
-    refused = actuator.handle([decision(8, at=NOW + timedelta(minutes=5))], NOW + timedelta(minutes=5))
-    assert refused.refused == 1  # cooldown
-    assert kernel.min_scale[("edge-1", "iot", "ingest")] == 4
-    down = actuator.handle([decision(2, at=NOW + timedelta(minutes=20))], NOW + timedelta(minutes=20))
-    assert down.refused == 1  # a reversal within the hour
+    assert store.find()[0].recommendation.params == {"min_scale": 20}  # what was decided stays visible
+    soon = NOW + timedelta(minutes=5)
+    assert actuator.handle([decision(8, at=soon)], soon).enacted == 1  # a raise is not held by the cooldown
+    assert kernel.min_scale[("edge-1", "iot", "ingest")] == 7
+    cooling = NOW + timedelta(minutes=8)
+    assert actuator.handle([decision(5, at=cooling)], cooling).refused == 1  # down within the cooldown
+    turning = NOW + timedelta(minutes=20)
+    assert actuator.handle([decision(4, at=turning)], turning).refused == 1  # a reversal within the hour
+    assert kernel.min_scale[("edge-1", "iot", "ingest")] == 7
     later = NOW + timedelta(minutes=70)
-    assert actuator.handle([decision(2, at=later)], later).enacted == 1
+    assert actuator.handle([decision(4, at=later)], later).enacted == 1
+    assert kernel.min_scale[("edge-1", "iot", "ingest")] == 4
     reasons = [e["detail"]["reason"] for e in AuditLog(store.database).entries() if e["event"] == "not-enacted"]
     assert any("cooldown" in r for r in reasons)
     assert any("flapping" in r for r in reasons)
@@ -234,3 +237,61 @@ def test_placement_scores_are_published_only_in_enact_mode_and_when_due(store):
     assert (name, [(s.cluster, s.value) for s in scores]) == ("icos-headroom", [("cloud-1", 80), ("edge-1", -20)])
     assert valid_until == NOW + timedelta(minutes=15)
     assert enacting.scores.published_at == NOW
+
+
+def pulse(min_scale: int, at: datetime, starts_in: float, lasts: float) -> Decision:
+    """A floor pulse decided at ``at``: in force ``starts_in`` minutes later, for ``lasts`` minutes."""
+    explanation = Explanation("knative.predictive-min-scale", f"min-scale {min_scale} for a peak")
+    rec = Recommendation(
+        ActionKind.SCALE_UP,
+        Lever.KNATIVE_FLOOR,
+        INGEST,
+        {"min_scale": min_scale},
+        at,
+        0.9,
+        explanation,
+        valid_until=at + timedelta(minutes=starts_in + lasts),
+        in_force_at=at + timedelta(minutes=starts_in) if starts_in else None,
+    )
+    return Decision(INGEST, Outcome.RECOMMEND, explanation, rec)
+
+
+def test_a_pulse_is_written_just_in_time_and_released_at_its_end(store):
+    kernel = MemoryKernel()
+    actuator = Actuator(store.database, policies(), TTL, kernel)
+    assert actuator.handle([pulse(5, NOW, starts_in=4, lasts=6)], NOW).enacted == 0  # not needed yet
+    assert actuator.next_due() == NOW + timedelta(minutes=4)
+    assert actuator.enact_due(NOW + timedelta(minutes=3)).enacted == 0
+    assert actuator.enact_due(NOW + timedelta(minutes=4)).enacted == 1  # the warm-up, at its time
+    assert kernel.writes == [("min_scale ('edge-1', 'iot', 'ingest')", 5)]
+    assert actuator.next_due() is None
+    during = NOW + timedelta(minutes=5)
+    assert actuator.handle([], during).released == 0
+    ended = NOW + timedelta(minutes=10)
+    assert actuator.handle([], ended).released == 1  # back to the policy's min-scale
+    assert kernel.writes[-1] == ("min_scale ('edge-1', 'iot', 'ingest')", 1)
+    assert actuator.ledger.find()[0].state is ActionState.RELEASED
+    assert "released" in [e["event"] for e in AuditLog(store.database).entries()]
+
+
+def test_a_pulse_raised_while_it_runs_is_not_released_by_the_first(store):
+    kernel = MemoryKernel()
+    actuator = Actuator(store.database, policies(cooldown_minutes=0), TTL, kernel)
+    actuator.handle([pulse(3, NOW, starts_in=0, lasts=10)], NOW)
+    later = NOW + timedelta(minutes=5)
+    assert actuator.handle([pulse(6, later, starts_in=0, lasts=20)], later).enacted == 1  # a raise: a new action
+    first_ended = NOW + timedelta(minutes=11)
+    assert actuator.handle([], first_ended).released == 0  # superseded: nothing written
+    assert kernel.min_scale[("edge-1", "iot", "ingest")] == 6
+    assert actuator.handle([], later + timedelta(minutes=20)).released == 1
+    assert kernel.min_scale[("edge-1", "iot", "ingest")] == 1
+
+
+def test_a_warm_up_no_longer_decided_is_not_written(store):
+    kernel = MemoryKernel()
+    actuator = Actuator(store.database, policies(), TTL, kernel)
+    actuator.handle([pulse(5, NOW, starts_in=4, lasts=6)], NOW)
+    rec_id = store.find()[0].id
+    actuator.reject(rec_id, NOW + timedelta(minutes=1), "operator", "not now")
+    assert actuator.enact_due(NOW + timedelta(minutes=4)).enacted == 0
+    assert kernel.writes == []

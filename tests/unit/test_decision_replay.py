@@ -1,8 +1,10 @@
 """The decision replay: the predictive floor against the reactive KPA on the same load."""
 
 import csv
+import itertools
 import json
 import math
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from typer.testing import CliRunner
 from api.cli import app
 from intelligence.decisions.specs import KnativeFloorSpec
 from intelligence.evaluation.kpa import KpaSettings
-from intelligence.evaluation.replay import ReplayError, ReplayOptions, decide_floors, format_report, replay
+from intelligence.evaluation.replay import ReplayError, ReplayOptions, format_report, replay
 
 STEP = 300.0
 DAY = 288  # samples
@@ -37,8 +39,6 @@ def options(**changes) -> ReplayOptions:
         min_scale=1,
         max_scale=50,
         max_step_up=50,
-        scale_down_per_hour=120,
-        scale_down_delay_minutes=5.0,
         max_relative_band=3.0,
     )
     # a 5 s tick keeps the test fast; the KPA's windows are still many ticks long
@@ -74,23 +74,30 @@ def test_the_report_has_both_arms_over_the_same_span_after_the_warm_up(report):
     changes = report.changes()
     assert changes["under_provisioned_seconds"] < -0.5
     assert math.isfinite(changes["replica_hours"])
-    assert changes["moves"] == 0.0
+    assert set(changes) >= {"cold_start_hits", "scaling_actions"}
+    assert set(report.arms) == {"reactive", "predictive", "naive", "oracle"}
     data = json.loads(json.dumps(report.as_dict()))
     assert data["options"]["policy"]["quantile"] == 0.8
     assert data["options"]["interval"] == 0.6
     table = format_report(report)
     assert "under-provisioned time" in table
-    assert "replica-hours" in table
+    assert "pod-hours" in table
 
 
-def test_floors_follow_the_decisions_and_start_at_the_policys_min_scale():
-    load = daily_load(2)
-    epoch = START + STEP * np.arange(len(load))
-    floors, recommended, uncertain = decide_floors(epoch, load[:, None], ["shop"], options())
-    assert floors[0, 0] == 1  # no forecast yet
-    assert floors[:, 0].max() >= math.ceil(150 / 10)  # raised for the ramp  # raised for the surge on the second day
-    assert recommended[0] > 0
-    assert uncertain[0] >= 0
+def test_floors_are_pulses_ahead_of_the_ramp_back_to_min_scale_after(report):
+    pulses = report.floors["predictive"].pulses[0]
+    reported = [p for p in pulses if p.start >= START + report.warmup_samples * STEP]
+    assert reported, "no floor raised for the third day's ramp"
+    assert max(p.value for p in reported) >= math.ceil(150 / 10)  # raised for the ramp
+    for before, after in itertools.pairwise(pulses):
+        assert before.start < before.end <= after.start or before.value < after.value  # only raises overlap
+    times, values = report.floors["predictive"].events(0)
+    assert values[0] == 1
+    assert values[-1] == 1
+    assert np.all(np.diff(times) >= 0)
+    oracle = report.floors["oracle"]
+    assert oracle.recommendations[0] > 0
+    assert report.arms["oracle"].floor_changes > 0
 
 
 def test_a_trace_no_longer_than_the_warm_up_is_refused():
@@ -110,16 +117,32 @@ def test_cli_replays_a_csv_and_writes_json(tmp_path):
         writer.writerow(["timestamp", "shop", "api"])
         for i, value in enumerate(load):
             writer.writerow([int(START + STEP * i), value, value / 2])
-    out = tmp_path / "replay.json"
+    out, floors = tmp_path / "replay.json", tmp_path / "floors"
     result = CliRunner().invoke(
         app,
-        ["replay", str(path), "--warmup-days", "1.5", "--horizon", "2", "--tick-seconds", "10", "--json", str(out)],
-    )
+        [
+            "replay", str(path), "--warmup-days", "1.5", "--horizon", "3", "--tick-seconds", "10",
+            "--kpa-target", "14.3", "--cold-start-seconds", "600", "--min-scale", "1",
+            "--json", str(out), "--floors-out", str(floors),
+        ],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "under-provisioned time" in result.stdout
+    assert "oracle" in result.stdout
     data = json.loads(out.read_text())
     assert [s["name"] for s in data["series"]] == ["shop", "api"]
-    assert data["options"]["horizon"] == 2
+    assert data["options"]["horizon"] == 3
+    assert set(data["arms"]) == {"reactive", "predictive", "naive", "oracle"}
+    assert sorted(p.name for p in floors.iterdir()) == ["api.csv", "shop.csv"]
+    with (floors / "shop.csv").open() as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["timestamp", "floor"]
+    assert rows[1][1] == "1"  # the static min-scale from the trace's start
+    assert len(rows) > 3, "the ramp of the second day raised no floor"
+    stamps = [datetime.fromisoformat(r[0]) for r in rows[1:]]
+    assert all(r[0].endswith("Z") for r in rows[1:])
+    assert stamps == sorted(stamps)
+    assert all(int(a[1]) != int(b[1]) for a, b in itertools.pairwise(rows[1:]))  # one row per change
 
 
 def test_cli_says_why_it_cannot_replay(tmp_path):

@@ -15,6 +15,7 @@ from intelligence.decisions.policies import PolicyBook
 from intelligence.decisions.specs import PolicySpec
 from intelligence.runtime.engine import Engine, shard_of
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
+from intelligence.storage.anomalies import AnomalyEvents
 from intelligence.storage.database import Database, open_database
 from intelligence.vocabulary import ClusterHealth, HealthState, SeriesBatch, SeriesKey, Tier
 from models.bank import ModelBank
@@ -70,7 +71,7 @@ def engine(database: Database, pulls: list[PullResult], shard_index: int = 0, sh
         collector=ScriptedCollector(pulls),
         bank=ModelBank(lambda key: SPEC, interval=0.9),
         forecasts=ForecastStore(),
-        anomalies=AnomalyStore(threshold=0.55),
+        anomalies=AnomalyStore(0.55, AnomalyEvents(database, retention_seconds=86_400.0)),
         actuator=Actuator(database, book, timedelta(hours=1)),
         book=book,
         horizon=4,

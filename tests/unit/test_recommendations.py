@@ -9,7 +9,7 @@ from intelligence.runtime.specs import policy_spec
 from intelligence.settings import PolicySettings
 from intelligence.storage.audit import AuditLog
 from intelligence.storage.database import open_database
-from intelligence.storage.recommendations import RecommendationStore
+from intelligence.storage.recommendations import Change, RecommendationStore
 from intelligence.vocabulary import (
     ActionKind,
     Explanation,
@@ -44,30 +44,41 @@ def store(tmp_path):
     s.database.close()
 
 
-def test_same_recommendation_is_refreshed_other_params_supersede(store):
-    first, new = store.upsert(rec(3))
-    assert new
-    same, new = store.upsert(rec(3, NOW + timedelta(minutes=5)))
-    assert (same, new) == (first, False)
-    second, new = store.upsert(rec(5, NOW + timedelta(minutes=10)))
-    assert new
-    assert second != first
-    rows = {r.id: r for r in store.find(status=None)}
-    assert rows[first].status is RecommendationStatus.SUPERSEDED
-    assert rows[second].status is RecommendationStatus.OPEN
-    assert rows[second].recommendation.params == {"min_scale": 5}
-    assert rows[second].recommendation.created_at.tzinfo is not None
-    down, _ = store.upsert(rec(4, NOW + timedelta(minutes=15), ActionKind.SCALE_DOWN))
-    assert [r.id for r in store.find(status=RecommendationStatus.OPEN)] == [
-        down
-    ]  # a scale-down supersedes the scale-up of the same target
-    assert [e["event"] for e in AuditLog(store.database).entries()] == ["recommended"] * 3
+def test_one_open_recommendation_per_target_revised_in_place_with_its_history(store):
+    first, change = store.publish(rec(3))
+    assert change is Change.OPENED
+    assert store.publish(rec(3, NOW + timedelta(minutes=5))) == (first, Change.REFRESHED)
+    assert store.publish(rec(5, NOW + timedelta(minutes=10))) == (first, Change.REVISED)
+    assert store.publish(rec(4, NOW + timedelta(minutes=15), ActionKind.SCALE_DOWN)) == (first, Change.REVISED)
+    [only] = store.find(status=None)
+    assert only.id == first
+    assert only.status is RecommendationStatus.OPEN
+    assert only.revision == 3
+    assert only.recommendation.kind is ActionKind.SCALE_DOWN
+    assert only.recommendation.params == {"min_scale": 4}
+    assert only.recommendation.created_at == NOW  # when it was opened; updated_at says when it last changed
+    assert only.updated_at == NOW + timedelta(minutes=15)
+    history = store.history(first)
+    assert [(h.revision, h.params, h.at) for h in history] == [
+        (1, {"min_scale": 3}, NOW),
+        (2, {"min_scale": 5}, NOW + timedelta(minutes=10)),
+        (3, {"min_scale": 4}, NOW + timedelta(minutes=15)),
+    ]
+    assert [e["event"] for e in AuditLog(store.database).entries()] == ["revised", "revised", "recommended"]
+
+
+def test_a_closed_recommendation_is_not_revised_a_new_one_opens(store):
+    first, _ = store.publish(rec(3))
+    store.set_status(first, RecommendationStatus.ENACTED, NOW + timedelta(minutes=1))
+    second, change = store.publish(rec(5, NOW + timedelta(minutes=10)))
+    assert (second != first, change) == (True, Change.OPENED)
+    assert store.get(first).recommendation.params == {"min_scale": 3}
 
 
 def test_expiry_and_persistence_across_restarts(tmp_path):
     url = f"sqlite:///{tmp_path / 'd.db'}"
     store = RecommendationStore(open_database(url))
-    store.upsert(rec(3))
+    store.publish(rec(3))
     store.database.close()
     reopened = RecommendationStore(open_database(url))
     assert len(reopened.find(status=RecommendationStatus.OPEN)) == 1
@@ -81,13 +92,13 @@ def book(mode: Mode) -> PolicyBook:
     return PolicyBook(policy_spec(PolicySettings(mode=mode)))
 
 
-def test_actuator_restores_floors_and_needs_adapters_to_enact(store):
+def test_actuator_restores_what_it_published_and_needs_adapters_to_enact(store):
     actuator = Actuator(store.database, book(Mode.RECOMMEND), timedelta(hours=1))
     report = actuator.handle([Decision(TARGET, Outcome.RECOMMEND, rec(4).explanation, rec(4))], NOW)
     assert report.new == 1
-    assert actuator.floors[TARGET].min_scale == 4
+    assert actuator.published[(TARGET, Lever.KNATIVE_FLOOR)].value == 4
     again = Actuator(store.database, book(Mode.RECOMMEND), timedelta(hours=1))
-    assert again.floors[TARGET].min_scale == 4
+    assert again.published[(TARGET, Lever.KNATIVE_FLOOR)].value == 4
     with pytest.raises(ValueError, match="needs the Kubernetes adapters"):
         Actuator(store.database, book(Mode.ENACT), timedelta(hours=1))
 

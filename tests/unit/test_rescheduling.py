@@ -171,6 +171,7 @@ def test_the_envelope_never_lets_through_what_it_must_not(current, proposed, his
     assert abs(verdict.value - current) <= envelope.max_step
     assert (verdict.value - current) * (proposed - current) > 0  # same direction, never beyond the proposal
     mine = [a for a in past if a.target == T]
-    assert all(NOW - a.at >= timedelta(minutes=5) for a in mine)
-    assert not any(a.direction == -proposal.direction and NOW - a.at < timedelta(minutes=30) for a in mine)
+    if proposal.direction < 0:  # predict up, react down: only a decrease waits for the cooldown and the reversal window
+        assert all(NOW - a.at >= timedelta(minutes=5) for a in mine)
+        assert not any(a.direction == +1 and NOW - a.at < timedelta(minutes=30) for a in mine)
     assert sum(1 for a in past if NOW - a.at < timedelta(minutes=60)) < envelope.budget_actions

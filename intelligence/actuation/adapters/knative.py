@@ -12,6 +12,15 @@ percent > 0, else ``status.latestReadyRevisionName``) and merge-patches the
 * on the Revision itself, so ``kubectl get rev`` shows it and versions that propagate Revision
   annotations to the PA honour it.
 
+A Revision scaled to zero is not woken by a raised min-scale alone: with no traffic the KPA has no
+metrics (desired scale -1) and, unless the PodAutoscaler is activating, returns before applying its
+bounds (``Scale`` in ``pkg/reconciler/autoscaling/kpa/scaler.go``; knative/serving#10327). So when a
+raise finds a serving Revision's PodAutoscaler scaled to zero (``status.actualScale`` 0, or its
+``Active`` condition False), the adapter also scales the PA's ``spec.scaleTargetRef`` Deployment up
+to that Revision's share through the ``scale`` subresource. The KPA leaves a scale it has no metrics
+for alone; once the new pods report, it decides again within the bounds, which now hold min-scale,
+and the activator sends the next request to the ready pods instead of a cold start.
+
 With traffic split over several Revisions each gets ``ceil(value * percent / 100)``, so the total
 never falls below what was asked. Values are strings, as Knative wants. ``None`` leaves a bound as
 it is. ``KnativeScalePath.SERVICE_TEMPLATE`` is the explicit fallback: it patches the template
@@ -27,6 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from intelligence.actuation.adapters.base import Applied, PermanentError, TemporaryError
+from intelligence.actuation.adapters.deployments import DeploymentScaler
 from intelligence.actuation.adapters.kube import (
     MERGE_PATCH,
     Kube,
@@ -56,6 +66,15 @@ def serving_revisions(service: Mapping[str, Any]) -> dict[str, int]:
     if not shares and status.get("latestReadyRevisionName"):
         shares[status["latestReadyRevisionName"]] = 100
     return shares
+
+
+def scaled_to_zero(pa: Mapping[str, Any]) -> bool:
+    """Whether a PodAutoscaler has no pods and is not on its way to some (inactive, or actual scale 0)."""
+    status = pa.get("status") or {}
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    if conditions.get("Active") == "False":
+        return True
+    return status.get("actualScale") == 0 and conditions.get("Active") != "True"
 
 
 def split(value: int | None, percent: int) -> str | None:
@@ -162,6 +181,11 @@ class KnativeScaler:
             ):
                 changed |= self._annotate(api, plural, kind, namespace, revision, wanted)
             details.append(f"{revision}={wanted.get(MIN_SCALE, '-')}/{wanted.get(MAX_SCALE, '-')} ({percent}%)")
+            share = int(wanted.get(MIN_SCALE) or 0)
+            if share > 0:
+                woken = self._wake(namespace, revision, share)
+                changed |= woken is not None
+                details += [woken] if woken else []
         observed = self.read(namespace, service)
         for revision, percent in self._revisions(namespace, service).items():
             wanted = desired_annotations(min_scale, max_scale, percent)
@@ -171,6 +195,23 @@ class KnativeScaler:
             ):
                 self._verify(api, plural, kind, namespace, revision, wanted)
         return Applied(obj, changed, observed, "min/max per revision: " + ", ".join(details))
+
+    def _wake(self, namespace: str, revision: str, replicas: int) -> str | None:
+        """Scale a Revision scaled to zero up to ``replicas`` through its PA's scale target; what was done, if any."""
+        pa = self._read(AUTOSCALING, "podautoscalers", "PodAutoscaler", namespace, revision)
+        if not scaled_to_zero(pa):
+            return None
+        target = (pa.get("spec") or {}).get("scaleTargetRef") or {}
+        name = self._kube.name("PodAutoscaler", namespace, revision)
+        if target.get("kind") != "Deployment" or not str(target.get("apiVersion", "")).startswith("apps/"):
+            log.warning("%s is scaled to zero and its scale target %s is not a Deployment: not woken", name, target)
+            return None
+        scaler = DeploymentScaler(self._kube)
+        if scaler.read(namespace, target["name"]) >= replicas:
+            return None
+        scaler.scale(namespace, target["name"], replicas)
+        log.info("%s was scaled to zero: woke Deployment %s to %d replicas", name, target["name"], replicas)
+        return f"{revision} woken from zero (Deployment {target['name']} to {replicas})"
 
     def _annotate(
         self, api: tuple[str, str], plural: str, kind: str, namespace: str, name: str, wanted: Mapping[str, str]
