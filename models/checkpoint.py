@@ -14,7 +14,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2: the bank's snapshot (per-series models and vectorised fleets)
+FORMAT = 3  # 2: the bank's snapshot (per-series models and vectorised fleets); 3: fleet state as columns ([..., slot])
 
 
 class CheckpointError(Exception):
