@@ -47,8 +47,17 @@ SEASON, H, ORIGIN_EVERY, TEST_DAYS = 288, 12, 12, 7
 
 # Candidate configurations per kind: the protocol chooses among them on one half. The first
 # is the shipped default; a kind without an entry runs its defaults only.
-NAB_CANDIDATES: dict[str, list[dict[str, Any]]] = {}
-AZURE_CANDIDATES: dict[str, list[dict[str, Any]]] = {}
+NAB_CANDIDATES: dict[str, list[dict[str, Any]]] = {
+    "record_ratio": [
+        {},
+        {"channels": ("fast", "slow", "season", "range", "shift", "burst")},  # without the week and vol channels
+        {"hold": 240},
+        {"alarm": 0.6},
+    ],
+}
+AZURE_CANDIDATES: dict[str, list[dict[str, Any]]] = {
+    "seasonal_ar": [{}, {"refit": 48}, {"p": 6}, {"level_seconds": 0.0}],
+}
 
 
 # -- NAB ------------------------------------------------------------------------------------------
