@@ -64,7 +64,7 @@ bench-models: $(VENV)/.installed
 
 # Cost per sample per series with 10,000 and 100,000 series in one bank, one core.
 bench-cost: $(VENV)/.installed
-	$(BIN)/python -m tests.bench.bench_cost --json bench-results/cost.json
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m tests.bench.bench_cost --json bench-results/cost.json
 
 # Checkpoint and restore time and size with 10,000 and 100,000 series; the engine's pause.
 bench-checkpoint: $(VENV)/.installed

@@ -22,6 +22,12 @@ class PointForecast:
     lower: np.ndarray
     upper: np.ndarray
 
+    def clipped(self, non_negative: bool) -> PointForecast:
+        """Points and band edges at 0 or above when the signal cannot go negative (NaN stays NaN)."""
+        if not non_negative:
+            return self
+        return PointForecast(*(np.maximum(a, 0.0) for a in (self.point, self.lower, self.upper)))
+
 
 @dataclass(frozen=True, slots=True)
 class Expectation:
@@ -30,6 +36,12 @@ class Expectation:
     value: float
     lower: float
     upper: float
+
+    def clipped(self, non_negative: bool) -> Expectation:
+        """The expectation at 0 or above when the signal cannot go negative (NaN stays NaN)."""
+        if not non_negative:
+            return self
+        return Expectation(*(v if v != v else max(v, 0.0) for v in (self.value, self.lower, self.upper)))
 
 
 class Params:

@@ -99,11 +99,13 @@ class ConformalBand:
 class CalibratedForecasts:
     """``forecast`` and ``expect`` for a forecaster that keeps a :class:`ConformalBand` in ``band_``.
 
-    The forecaster provides ``step_seconds``, ``last_step_`` and ``_forecast_points(horizon)``;
-    both methods answer "cannot tell yet" (NaN, None) until the first sample was learnt.
+    The forecaster provides ``step_seconds``, ``non_negative`` (clip at 0), ``last_step_`` and
+    ``_forecast_points(horizon)``; both methods answer "cannot tell yet" (NaN, None) until
+    the first sample was learnt.
     """
 
     step_seconds: float
+    non_negative: bool
     last_step_: int
     band_: ConformalBand
 
@@ -116,7 +118,7 @@ class CalibratedForecasts:
             return PointForecast(empty, empty.copy(), empty.copy())
         point = self._forecast_points(horizon)
         lo, hi = self.band_.band(horizon)
-        return PointForecast(point, point + lo, point + hi)
+        return PointForecast(point, point + lo, point + hi).clipped(self.non_negative)
 
     def expect(self, t: float) -> Expectation | None:
         if not hasattr(self, "band_"):

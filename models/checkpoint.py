@@ -4,7 +4,7 @@ A checkpoint file is two pickles one after the other: a small header (format, th
 signature, who wrote it, and each series' last learnt timestamp and sample count) and the
 bank's snapshot. :func:`read_header` reads only the first, so a replica can see which series
 another replica's checkpoint holds, and how far each got, without loading its models.
-Files of format 2 (one pickle, no index) are still read.
+Files of formats 2 and 3 (the fleets' state in rows) are refused with a clear message.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from intelligence.vocabulary import SeriesKey
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # 3: a header with the index of the series, then the bank's snapshot; 2: the snapshot alone
-READABLE = (2, 3)
+# 4: a header with the index of the series, then the bank's snapshot with the fleets' state as columns ([..., slot]);
+# 3: the same header, fleets' state in rows; 2: the snapshot alone, in rows. 2 and 3 cannot be read into columns.
+FORMAT = 4
+READABLE = (4,)
 
 Index = dict[SeriesKey, tuple[float, int]]  # per series: last learnt timestamp, samples learnt
 Indexer = Callable[[dict[str, Any]], Index]

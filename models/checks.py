@@ -120,6 +120,61 @@ def check_deterministic(model: Forecaster) -> None:
     np.testing.assert_array_equal(a.forecast(HORIZON).point, b.forecast(HORIZON).point)
 
 
+SCALE_RTOL = 1e-5  # of the largest |value| of the scaled series: float32 state, and the band's tracked quantiles
+
+
+def check_forecasts_scale_with_the_series(model: Forecaster) -> None:
+    """The same series times 10^k (k from -3 to 12) gives forecasts, bands and expectations times 10^k.
+
+    To a tolerance of ``SCALE_RTOL`` times the largest |value| of the scaled series, so
+    that a model which works in units of each series' own spread passes whatever the
+    unit (bytes, cores, requests); hypothesis draws k and the series (derandomised).
+    """
+    from hypothesis import example, given, settings  # a test dependency: imported when a check runs
+    from hypothesis import strategies as st
+
+    @settings(max_examples=6, derandomize=True, deadline=None, database=None)
+    @example(k=-3, seed=0, offset=50.0)
+    @example(k=12, seed=1, offset=0.0)
+    @given(k=st.integers(-3, 12), seed=st.integers(0, 3), offset=st.sampled_from([0.0, 50.0]))
+    def scaled(k: int, seed: int, offset: float) -> None:
+        t, y = _series(400, seed)
+        y = y - 50.0 + offset  # around 0 too: signs and clipping must scale as well
+        base, big = model.clone(), model.clone()
+        for ti, yi in zip(t.tolist(), y.tolist(), strict=True):
+            base.learn_one(ti, yi)
+            big.learn_one(ti, yi * 10.0**k)
+        tolerance = SCALE_RTOL * float(np.abs(y).max()) * 10.0**k
+        a, b = base.forecast(3 * HORIZON), big.forecast(3 * HORIZON)
+        for small, large in ((a.point, b.point), (a.lower, b.lower), (a.upper, b.upper)):
+            np.testing.assert_array_equal(np.isnan(small), np.isnan(large))
+            np.testing.assert_allclose(large, small * 10.0**k, rtol=0.0, atol=tolerance, equal_nan=True)
+        ea, eb = base.expect(t[-1] + STEP), big.expect(t[-1] + STEP)
+        assert (ea is None) == (eb is None)
+        if ea is not None and eb is not None:
+            np.testing.assert_allclose(
+                [eb.value, eb.lower, eb.upper], np.array([ea.value, ea.lower, ea.upper]) * 10.0**k, atol=tolerance
+            )
+
+    scaled()
+
+
+def check_non_negative_clips_at_zero(model: Forecaster) -> None:
+    """With ``non_negative=True``, points, band edges and expectations are never below 0 (NaN: cannot tell)."""
+    clipped = model.clone(non_negative=True)
+    t, y = _series(500)
+    y = np.maximum(y - 55.0, 0.0)  # a signal at 0 half of the time: unclipped forecasts dip below it
+    for ti, yi in zip(t.tolist(), y.tolist(), strict=True):
+        clipped.learn_one(ti, yi)
+        e = clipped.expect(ti + STEP)
+        if e is not None:
+            assert all(not v < 0.0 for v in (e.value, e.lower, e.upper))
+    fc = clipped.forecast(3 * HORIZON)
+    for edge in (fc.point, fc.lower, fc.upper):
+        assert not (edge < 0.0).any()
+    assert np.isfinite(fc.point).all()
+
+
 def check_detector_clone_is_an_untrained_twin(detector: Detector) -> None:
     """clone() keeps the hyper-parameters; the twin scores like a fresh model."""
     fresh = _scores(detector.clone())
@@ -342,6 +397,8 @@ def forecaster_checks() -> list[Callable[[Forecaster], None]]:
         check_bands_are_ordered,
         check_nan_gaps_duplicates_and_late_samples,
         check_deterministic,
+        check_forecasts_scale_with_the_series,
+        check_non_negative_clips_at_zero,
     ]
 
 

@@ -139,10 +139,10 @@ class ResidualLikelihood(OneSeriesDetector, Slotted, Params):
     def _raw(self, slots: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         s = self._state()
         n = s["n"][slots]
-        ring = s["recent"][slots]
+        ring = s["recent"][:, slots]
         filled = np.minimum(n, self.short)
-        oldest = ring[np.arange(len(slots)), n % self.short]
-        total = ring.sum(axis=1) + z - np.where(filled >= self.short, oldest, 0.0)
+        oldest = ring[n % self.short, np.arange(len(slots))]
+        total = ring.sum(axis=0) + z - np.where(filled >= self.short, oldest, 0.0)
         short_mean = total / np.minimum(n + 1, self.short)
         spread = np.sqrt(np.maximum(s["var"][slots], 1e-12))
         tail = np.maximum(0.5 * erfc((short_mean - s["mean"][slots]) / (spread * math.sqrt(2.0))), 1e-300)
@@ -172,7 +172,7 @@ class ResidualLikelihood(OneSeriesDetector, Slotted, Params):
         raw, short_mean, _ = self._raw(slots, z)
         fresh = (n >= self.warmup) & (n - s["alarm_at"][slots] >= self.hold) & (raw >= self.alarm_level)
         s["alarm_at"][slots[fresh]] = n[fresh]  # a new alarm: the next ones are held
-        s["recent"][slots, n % self.short] = z
+        s["recent"][n % self.short, slots] = z
         # the long-run distribution of the short mean (exponentially weighted, window ~ long)
         w = 1.0 / np.minimum(n + 1, self.long)
         mean, var = s["mean"][slots], s["var"][slots]

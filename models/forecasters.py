@@ -42,6 +42,7 @@ class SeasonalHolt(Params):
         window: int = 500,
         min_errors: int = 20,
         band_refresh: int = 16,
+        non_negative: bool = False,
     ) -> None:
         self.step_seconds = step_seconds
         self.season_seconds = season_seconds
@@ -54,6 +55,7 @@ class SeasonalHolt(Params):
         self.window = window
         self.min_errors = min_errors
         self.band_refresh = band_refresh
+        self.non_negative = non_negative  # clip points and bands at 0
 
     # -- state -----------------------------------------------------------------
     def _init_state(self, step: int, y: float) -> None:
@@ -132,7 +134,7 @@ class SeasonalHolt(Params):
             return PointForecast(empty, empty.copy(), empty.copy())
         point = self._points(self.last_step_, horizon)
         lo, hi = self.band_.band(horizon)
-        return PointForecast(point, point + lo, point + hi)
+        return PointForecast(point, point + lo, point + hi).clipped(self.non_negative)
 
     def expect(self, t: float) -> Expectation | None:
         if not hasattr(self, "level_"):
@@ -146,7 +148,7 @@ class SeasonalHolt(Params):
         k = ahead - 1  # the common case, in scalars
         point = self.level_ + self.damp_[k] * self.trend_ + self.season_[(self.last_step_ + ahead) % self.period_]
         lo, hi = self.band_.edges()
-        return Expectation(float(point), float(point + lo[k]), float(point + hi[k]))
+        return Expectation(float(point), float(point + lo[k]), float(point + hi[k])).clipped(self.non_negative)
 
 
 class AutoRegressiveRLS(CalibratedForecasts, Params):
@@ -175,6 +177,7 @@ class AutoRegressiveRLS(CalibratedForecasts, Params):
         seasonal_lag: bool = True,
         forget: float = 0.9995,
         prior: float = 100.0,
+        non_negative: bool = False,
     ) -> None:
         self.step_seconds = step_seconds
         self.season_seconds = season_seconds
@@ -184,6 +187,7 @@ class AutoRegressiveRLS(CalibratedForecasts, Params):
         self.seasonal_lag = seasonal_lag
         self.forget = forget
         self.prior = prior
+        self.non_negative = non_negative
 
     @property
     def _season(self) -> int:

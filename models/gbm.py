@@ -44,6 +44,7 @@ class GradientBoostedLags(CalibratedForecasts, Params):
         max_iter: int = 50,
         learning_rate: float = 0.1,
         seed: int = 0,
+        non_negative: bool = False,
     ) -> None:
         self.step_seconds = step_seconds
         self.horizon = horizon
@@ -56,6 +57,7 @@ class GradientBoostedLags(CalibratedForecasts, Params):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.seed = seed
+        self.non_negative = non_negative
 
     def _features(self, values: np.ndarray, origins: np.ndarray, ahead: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """Rows for (origin index into ``values``, steps ahead); ``steps`` maps an index to its step number."""

@@ -9,11 +9,11 @@ first periods of a new series: no day of history needed. Vectorised over slots: 
 lives in the owner's slot arrays (:mod:`models.slots`).
 
 >>> r = Recurrence(periods=(1, 3))
->>> state = {name: np.full((1, *f.shape), f.initial, f.dtype) for name, f in r.fields().items()}
+>>> state = {name: np.full((*f.shape, 1), f.initial, f.dtype) for name, f in r.fields().items()}
 >>> slot = np.array([0])
 >>> for t, y in enumerate([0, 0, 5, 0, 0, 5, 0, 0, 5, 0, 0]):
-...     r.learn(state, slot, np.array([t]), np.array([float(y)]))
->>> [round(float(v), 2) for v in r.predict(state, slot, np.array([10]), 3)[0]]  # after step 10: 11, 12, 13
+...     r.learn(state, Round.of(slot, np.array([t])), np.array([float(y)]))
+>>> [round(float(v), 2) for v in r.predict(state, Round.of(slot, np.array([10])), 3)[:, 0]]  # after step 10: 11, 12, 13
 [5.0, 0.0, 0.0]
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from models.slots import FieldSpec
+from models.slots import FieldSpec, Round
 
 PERIODS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)  # candidate periods, in steps
 
@@ -49,32 +49,39 @@ class Recurrence:
             "recurrence_level": FieldSpec((), np.float32, 0.0),
         }
 
-    def _columns(self, steps: np.ndarray) -> np.ndarray:
-        """``[len(steps), periods]``: the column of each step's phase in every period."""
-        periods = np.asarray(self.periods)
-        return np.asarray(self.offsets)[None, :] + np.mod(steps[:, None], periods[None, :])
+    def _columns(self, steps: np.ndarray | int) -> np.ndarray:
+        """The column of each step's phase in every period: ``[periods]`` for one step, else ``[periods, steps]``."""
+        periods, offsets = np.asarray(self.periods), np.asarray(self.offsets)
+        if np.ndim(steps) == 0:
+            return offsets + np.mod(steps, periods)
+        return offsets[:, None] + np.mod(np.asarray(steps)[None, :], periods[:, None])
 
-    def learn(self, state: Any, slots: np.ndarray, steps: np.ndarray, y: np.ndarray) -> None:
+    def learn(self, state: Any, r: Round, y: np.ndarray) -> None:
         """One sample of each slot: score every period's phase value against it, then keep it in the phases."""
         phase, cost, level = state["recurrence_phase"], state["recurrence_cost"], state["recurrence_level"]
-        level[slots] = 0.99 * level[slots] + 0.01 * np.maximum(y, 0.0)
-        columns = self._columns(steps)
-        said = phase[slots[:, None], columns]
-        scale = np.maximum(level[slots], 1e-9)[:, None]
-        err = (self.miss_cost * np.maximum(y[:, None] - said, 0.0) + np.maximum(said - y[:, None], 0.0)) / scale
-        cost[slots] = self.memory * cost[slots] + (1.0 - self.memory) * err
-        phase[slots[:, None], columns] = np.maximum(self.decay * said, y[:, None])
+        current = level[r.idx] * np.float32(0.99) + np.float32(0.01) * np.maximum(y, 0.0).astype(np.float32)
+        level[r.idx] = current
+        columns = self._columns(r.common if r.common is not None else r.steps)
+        said = r.cells(phase, columns)  # [periods, slots]
+        y32 = y.astype(np.float32)
+        err = np.maximum(y32 - said, 0.0) * np.float32(self.miss_cost)
+        err += np.maximum(said - y32, 0.0)
+        err /= np.maximum(current, np.float32(1e-9))
+        memory = np.float32(self.memory)
+        cost[:, r.idx] = memory * cost[:, r.idx] + (1.0 - memory) * err
+        said *= np.float32(self.decay)
+        r.put_cells(phase, columns, np.maximum(said, y32))
 
-    def predict(self, state: Any, slots: np.ndarray, last: np.ndarray, horizon: int) -> np.ndarray:
-        """``[slots, horizon]``: the phase value of the best period at each step after step ``last``."""
-        best = np.argmin(state["recurrence_cost"][slots], axis=1)
-        ahead = last[:, None] + np.arange(1, horizon + 1)[None, :]
+    def predict(self, state: Any, r: Round, horizon: int) -> np.ndarray:
+        """``[horizon, slots]``: the phase value of the best period at each step after each slot's step."""
+        best = np.argmin(state["recurrence_cost"][:, r.idx], axis=0)
+        ahead = np.arange(1, horizon + 1)[:, None] + (r.common if r.common is not None else r.steps[None, :])
         offsets, periods = np.asarray(self.offsets)[best], np.asarray(self.periods)[best]
-        columns = offsets[:, None] + np.mod(ahead, periods[:, None])
-        out: np.ndarray = state["recurrence_phase"][slots[:, None], columns].astype(np.float64)
+        columns = offsets[None, :] + np.mod(ahead, periods[None, :])
+        out: np.ndarray = state["recurrence_phase"][columns, r.slots[None, :]].astype(np.float64)
         return out
 
-    def cost(self, state: Any, slots: np.ndarray) -> np.ndarray:
+    def cost(self, state: Any, r: Round) -> np.ndarray:
         """The recent cost of the best period of each slot (to weigh it against another predictor)."""
-        out: np.ndarray = state["recurrence_cost"][slots].min(axis=1).astype(np.float64)
+        out: np.ndarray = state["recurrence_cost"][:, r.idx].min(axis=0).astype(np.float64)
         return out

@@ -3,6 +3,11 @@
 river is imported when a model is first built, not at import. Its forecasters have no
 time index: a gap is simply not learnt, duplicates and late samples are ignored like
 everywhere else. Bands come from the same online conformal calibration as ours.
+
+river's forecasters see each series in units of its first non-zero |value| (``unit_``),
+so that a series times 10^k is forecast times 10^k: river 0.26's additive ``HoltWinters``
+initialises its season as ``y / level`` (a ratio, added to the level), which is not
+scale-free on raw values.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ class _RiverForecaster(CalibratedForecasts, Params):
     season_seconds: float
     horizon: int
     interval: float
+    non_negative: bool
     model_: Any
+    unit_: float
     band_: ConformalBand
     last_step_: int
 
@@ -45,13 +52,16 @@ class _RiverForecaster(CalibratedForecasts, Params):
         else:
             self.model_ = self._model()
             self.band_ = ConformalBand(self.horizon, self.interval)
-        self.model_.learn_one(y)
+            self.unit_ = 0.0
+        if self.unit_ == 0.0 and y != 0.0:
+            self.unit_ = abs(y)
+        self.model_.learn_one(y / self.unit_ if self.unit_ else 0.0)
         self.last_step_ = step
         self.band_.remember(step, self._forecast_points(self.horizon))
 
     def _forecast_points(self, horizon: int) -> np.ndarray:
         try:
-            points = np.asarray(self.model_.forecast(horizon=horizon), dtype=np.float64)
+            points = np.asarray(self.model_.forecast(horizon=horizon), dtype=np.float64) * self.unit_
         except (IndexError, ValueError, ZeroDivisionError):  # river before its first season is complete
             return np.full(horizon, np.nan)
         return np.where(np.isfinite(points), points, np.nan)
@@ -73,7 +83,9 @@ class RiverSnarimax(_RiverForecaster):
         sd: int = 0,
         sq: int = 0,
         clip_gradient: float = 1.0,
+        non_negative: bool = False,
     ) -> None:
+        self.non_negative = non_negative
         self.step_seconds = step_seconds
         self.season_seconds = season_seconds
         self.horizon = horizon
@@ -103,7 +115,9 @@ class RiverHoltWinters(_RiverForecaster):
         alpha: float = 0.3,
         beta: float = 0.01,
         gamma: float = 0.1,
+        non_negative: bool = False,
     ) -> None:
+        self.non_negative = non_negative
         self.step_seconds = step_seconds
         self.season_seconds = season_seconds
         self.horizon = horizon

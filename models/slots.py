@@ -1,10 +1,13 @@
-"""State of many series in numpy arrays: one row ("slot") per series.
+"""State of many series in numpy arrays: one column ("slot") per series.
 
 A vectorised kind declares its per-series fields (shape, dtype, initial value);
 :class:`SlotArrays` allocates them for ``capacity`` series, grows by doubling, resets
-slots for new series and copies fields between slots (cold start). The same kind
-serves one series through :class:`SingleSeries`, which holds one slot, so the
-per-series protocol and the vectorised bank run exactly the same arithmetic.
+slots for new series and copies fields between slots (cold start). The slot is the
+*last* axis (structure of arrays): a field of shape ``(bins,)`` is a ``[bins, capacity]``
+array, so reading one time-of-day bin of every series, which a step of a fleet does
+dozens of times, is a contiguous row instead of a column strided by the whole profile.
+The same kind serves one series on one slot, so the per-series protocol and the
+vectorised bank run exactly the same arithmetic.
 """
 
 from __future__ import annotations
@@ -26,14 +29,14 @@ class FieldSpec:
 
 
 class SlotArrays:
-    """Named arrays whose first axis is the slot."""
+    """Named arrays whose last axis is the slot."""
 
     def __init__(self, fields: dict[str, FieldSpec], capacity: int = 0) -> None:
         self.fields = fields
         self.capacity = 0
         self.used = 0  # slots ever asked for; a checkpoint keeps these, not the spare capacity
         self.arrays: dict[str, np.ndarray] = {
-            name: np.empty((0, *spec.shape), dtype=spec.dtype) for name, spec in fields.items()
+            name: np.empty((*spec.shape, 0), dtype=spec.dtype) for name, spec in fields.items()
         }
         if capacity:
             self.grow(capacity)
@@ -52,8 +55,8 @@ class SlotArrays:
         new = max(capacity, 2 * self.capacity, 8)
         for name, spec in self.fields.items():
             old = self.arrays[name]
-            grown: np.ndarray = np.empty((new, *spec.shape), dtype=spec.dtype)
-            grown[: self.capacity] = old[: self.capacity]
+            grown: np.ndarray = np.empty((*spec.shape, new), dtype=spec.dtype)
+            grown[..., : self.capacity] = old[..., : self.capacity]
             self.arrays[name] = grown
         fresh = np.arange(self.capacity, new)
         self.capacity = new
@@ -64,23 +67,23 @@ class SlotArrays:
         if len(slots) == 0:
             return
         for name, spec in self.fields.items():
-            self.arrays[name][slots] = spec.initial
+            self.arrays[name][..., slots] = np.asarray(spec.initial)[..., None]
 
     def copy(self, names: list[str], source: np.ndarray, target: np.ndarray) -> None:
         for name in names:
-            self.arrays[name][target] = self.arrays[name][source]
+            self.arrays[name][..., target] = self.arrays[name][..., source]
 
     def __deepcopy__(self, memo: dict[int, object]) -> SlotArrays:
         twin = SlotArrays.__new__(SlotArrays)
         twin.fields, twin.used, twin.capacity = self.fields, self.used, self.used
-        twin.arrays = {name: a[: self.used].copy() for name, a in self.arrays.items()}
+        twin.arrays = {name: a[..., : self.used].copy() for name, a in self.arrays.items()}
         return twin
 
     def __getstate__(self) -> dict[str, object]:
         return {
             "fields": self.fields,
             "used": self.used,
-            "arrays": {name: a[: self.used] for name, a in self.arrays.items()},
+            "arrays": {name: np.ascontiguousarray(a[..., : self.used]) for name, a in self.arrays.items()},
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -150,6 +153,64 @@ def as_index(slots: np.ndarray) -> Index:
 
 def as_slots(idx: Index, n: int) -> np.ndarray:
     return np.arange(idx.start, idx.start + n) if isinstance(idx, slice) else idx
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """The slots of one round (one sample each, at ``steps``), and how to read and write their cells.
+
+    Series scraped together are at the same step (``common``): then a time-of-day bin or a
+    ring position is the same row for every slot, and consecutive slots are a slice, so
+    reads and writes are basic indexing (contiguous, no gather). Otherwise each slot has
+    its own row (fancy indexing). Both paths give the same numbers.
+    """
+
+    slots: np.ndarray
+    idx: Index
+    steps: np.ndarray
+    common: int | None  # the step of every slot, when they share one
+
+    @classmethod
+    def of(cls, slots: np.ndarray, steps: np.ndarray) -> Round:
+        shared = steps.size > 0 and bool(steps[0] == steps[-1]) and bool((steps == steps[0]).all())
+        return cls(slots, as_index(slots), steps, int(steps[0]) if shared else None)
+
+    def subset(self, mask: np.ndarray) -> Round:
+        return Round.of(self.slots[mask], self.steps[mask])
+
+    def cell(self, a: np.ndarray, row: int | np.integer | np.ndarray) -> np.ndarray:
+        """``a[row, slot]`` of each slot: ``row`` common to all (an integer) or one per slot."""
+        if isinstance(row, int | np.integer):
+            return a[row, self.idx]
+        return a[row, self.slots]
+
+    def put(self, a: np.ndarray, row: int | np.integer | np.ndarray, values: np.ndarray) -> None:
+        if isinstance(row, int | np.integer):
+            a[row, self.idx] = values
+        else:
+            a[row, self.slots] = values
+
+    def put_cells(self, a: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+        """Write ``values`` ``[m, slots]`` to ``a[rows, slot]``: ``rows`` [m] common to all, or [m, slots]."""
+        if rows.ndim == 1:
+            if isinstance(self.idx, slice):
+                a[rows, self.idx] = values
+            else:
+                a[rows[:, None], self.slots] = values
+        else:
+            a[rows, self.slots] = values
+
+    def shifted(self, by: int) -> Round:
+        """The same slots ``by`` steps later (earlier if negative)."""
+        return Round(self.slots, self.idx, self.steps + by, None if self.common is None else self.common + by)
+
+    def cells(self, a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``a[rows, slot]`` ``[m, slots]``: ``rows`` [m] common to all, or [m, slots]."""
+        if rows.ndim == 1:
+            if isinstance(self.idx, slice):
+                return a[rows, self.idx]
+            return a[rows[:, None], self.slots]
+        return a[rows, self.slots]
 
 
 def one(value: float) -> np.ndarray:

@@ -20,10 +20,12 @@ def model_spec(settings: Settings, signal: str, step_seconds: float) -> dict[str
     """Kinds and params of the models of one signal (per-signal overrides applied)."""
     m = settings.models
     over = m.per_signal.get(signal, {})
+    signal_settings = next((s for s in settings.signals if s.name == signal), None)
     fparams = {
         "step_seconds": float(step_seconds),
         "horizon": m.horizon_steps,
         "interval": m.interval,
+        "non_negative": signal_settings.non_negative if signal_settings is not None else True,
         **m.forecaster_params,
         **over.get("forecaster_params", {}),
     }

@@ -91,6 +91,7 @@ class SignalSettings(_Group):
     query: str
     workload_labels: tuple[str, ...] = ("namespace", "workload")
     unit: str = ""
+    non_negative: bool = True  # forecasts and bands are clipped at 0; false for a signal that can go negative
 
     @field_validator("name")
     @classmethod

@@ -3,7 +3,7 @@ import threading
 import numpy as np
 import pytest
 
-from intelligence.runtime.model_specs import model_factory, model_signature
+from intelligence.runtime.model_specs import model_factory, model_signature, model_spec
 from intelligence.vocabulary import SeriesKey
 from models import checkpoint
 from models.bank import ModelBank
@@ -176,3 +176,27 @@ def test_adopt_refuses_and_changes_nothing(shadow_keys, shadow_spec, adopted):
     assert not champion.adopt(shadow, adopted, "requests")
     assert state(champion) == before
     assert state(shadow) == shadow_before
+
+
+def test_each_signal_says_whether_its_forecasts_are_clipped_at_zero(embedded_settings):
+    """Most metrics cannot go below 0 (``non_negative`` defaults to true); a signal that can sets it false."""
+    signals = [
+        s.model_copy(update={"non_negative": False}) if s.name == "cpu" else s for s in embedded_settings.signals
+    ]
+    settings = embedded_settings.model_copy(update={"signals": signals})
+    assert model_spec(settings, "cpu", 300.0)["forecaster_params"]["non_negative"] is False
+    assert model_spec(settings, "memory", 300.0)["forecaster_params"]["non_negative"] is True
+    assert model_spec(settings, "unconfigured", 300.0)["forecaster_params"]["non_negative"] is True
+    bank = ModelBank(model_factory(settings, 300.0))
+    t = np.arange(600) * 300.0
+    y = np.random.default_rng(1).normal(0.0, 1.0, 600)  # around 0: an unclipped band reaches below it
+    cpu, memory = (
+        SeriesKey.of("edge-1", signal, {"namespace": "iot", "workload": "ingest"}) for signal in ("cpu", "memory")
+    )
+    bank.observe_many([(cpu, t, y), (memory, t, y)])
+    clipped, free = bank.forecast(memory, 12, 300.0), bank.forecast(cpu, 12, 300.0)
+    assert clipped is not None
+    assert free is not None
+    assert min(clipped.lower()) == 0.0
+    assert min(clipped.point) >= 0.0
+    assert min(free.lower()) < 0.0

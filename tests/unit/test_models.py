@@ -67,3 +67,21 @@ def test_registry_names_known_kinds_on_error():
         make_forecaster("prophet")
     with pytest.raises(BadModelParams, match="forecaster 'seasonal_holt'"):
         make_forecaster("seasonal_holt", alpah=0.3)
+
+
+@pytest.mark.parametrize("flat", [2, 10, 60])
+@pytest.mark.parametrize("kind", forecaster_kinds())
+def test_a_series_that_starts_flat_gets_a_band_at_its_own_scale(kind, flat):
+    """Memory in bytes: flat at 2.1e9 for a few samples, then moving by about 1e6 a step (issue 12: the first error
+    was divided by a spread of 1.0 while the spread was still 0, and the band stayed near +-1e11 for good)."""
+    f = make_forecaster(kind, step_seconds=STEP, horizon=12)
+    rng = np.random.default_rng(3)
+    y = np.full(600, 2.1e9)
+    y[flat:] += np.cumsum(rng.normal(0, 1e6, 600 - flat))
+    for i, value in enumerate(y.tolist()):
+        f.learn_one(i * STEP, value)
+    fc = f.forecast(12)
+    assert np.isfinite(fc.lower).all()
+    assert np.isfinite(fc.upper).all()
+    assert (fc.upper - fc.lower).max() < 1e9  # about 1e6 a step: the 12-step band is 1e7 to 1e8 wide, not 1e13
+    assert np.abs(fc.point - y[-1]).max() < 5e8
