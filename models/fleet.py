@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from intelligence.vocabulary import AnomalyReason, AnomalyScore, Forecast, SeriesKey
-from models.slots import FieldSpec, SlotArrays, copy_rows
+from models.slots import FieldSpec, SlotArrays, copy_slots
 
 MATURE = 288  # samples a series needs before it can seed others
 DONOR_CANDIDATES = 16  # members of a group inspected when choosing a donor
@@ -196,7 +196,7 @@ class Fleet:
         sources = np.array([slot for _, slot in moving], dtype=np.int64)
         self.forecaster.transplant(source.forecaster, targets, sources)
         self.detector.transplant(source.detector, targets, sources)
-        copy_rows(self.stats, source.stats, targets, sources)
+        copy_slots(self.stats, source.stats, targets, sources)
         return len(moving)
 
     def drop(self, keys: Iterable[SeriesKey]) -> int:

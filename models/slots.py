@@ -130,13 +130,14 @@ class Slotted:
         """Give ``targets`` (slots made with ``ensure``) the learnt state of ``source``'s ``sources``: a series
         moving to another fleet of the same kind (another replica's), exactly as it was."""
         for mine, theirs in zip(self.slot_arrays(), source.slot_arrays(), strict=True):
-            copy_rows(mine, theirs, targets, sources)
+            copy_slots(mine, theirs, targets, sources)
 
 
-def copy_rows(target: SlotArrays, source: SlotArrays, targets: np.ndarray, sources: np.ndarray) -> None:
-    """Rows ``sources`` of ``source`` into rows ``targets`` of ``target`` (same fields), every field."""
+def copy_slots(target: SlotArrays, source: SlotArrays, targets: np.ndarray, sources: np.ndarray) -> None:
+    """Slots ``sources`` of ``source`` into slots ``targets`` of ``target`` (same fields), every field: the slot is
+    the last axis of each array."""
     for name in target.fields:
-        target.arrays[name][targets] = source.arrays[name][sources]
+        target.arrays[name][..., targets] = source.arrays[name][..., sources]
 
 
 SLOT0 = np.zeros(1, dtype=np.int64)

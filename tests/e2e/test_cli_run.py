@@ -2,7 +2,6 @@
 
 import json
 import os
-import pickle
 import re
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from models import checkpoint
 from models.bank import ModelBank
 
 pytestmark = pytest.mark.e2e
@@ -105,7 +105,7 @@ def test_kill_9_between_checkpoints_loses_at_most_one_interval(tmp_path):
         proc.kill()  # SIGKILL: no final checkpoint
         proc.communicate(timeout=30)
     last_step = datetime.fromisoformat(engine["last_step_at"]).timestamp()
-    snapshot = pickle.loads(path.read_bytes())["bank"]  # the file this test's service wrote
+    _, snapshot = checkpoint.read(path)  # the file this test's service wrote
     saved = ModelBank(lambda key: None, **snapshot)
     assert len(saved) == 20
     step = 300.0  # the simulated step; a checkpoint every 5 steps (and the one in flight)
