@@ -282,7 +282,8 @@ class SeasonalAR(Slotted, Params):
         n, p = len(r.slots), self.p
         w = s["w"][:, idx]
         spread = s["spread"][idx]
-        ahead = np.arange(1, horizon + 1) + (r.common if r.common is not None else r.steps[None, :])
+        steps_ahead = np.arange(1, horizon + 1)
+        ahead = steps_ahead + r.common if r.common is not None else steps_ahead[:, None] + r.steps[None, :]
         day, week = self._bins(ahead)
         seasonal = r.cells(s["day"], day) * w[p]
         seasonal += r.cells(s["week"], week) * w[p + 1]

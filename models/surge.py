@@ -66,7 +66,8 @@ class SurgeProfile:
         Around: the largest of the step's bin and its two neighbours, as the same rise
         comes a few minutes earlier or later from one day to the next. ``[horizon, slots]``.
         """
-        ahead = np.arange(1, horizon + 1) + (r.common if r.common is not None else r.steps[None, :])
+        steps_ahead = np.arange(1, horizon + 1)
+        ahead = steps_ahead + r.common if r.common is not None else steps_ahead[:, None] + r.steps[None, :]
         bins = self.bin_of(ahead, seconds)
         usual = r.cells(surge, bins).astype(np.float32)
         np.maximum(usual, r.cells(surge, (bins - 1) % self.bins), out=usual)

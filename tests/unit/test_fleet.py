@@ -73,6 +73,24 @@ def test_a_fleet_computes_exactly_what_single_series_models_compute():
         assert np.isfinite(fc.lower).all()
 
 
+def test_series_at_different_steps_forecast_together_as_each_alone():
+    """A fleet's series need not share their last step (an adopted series, a cluster scraped late): forecasts and
+    surges of such a mix are those of each series forecast alone."""
+    series = {key(f"w{i}"): daily(600 + 7 * i, seed=i, level=30.0, start=11 * i) for i in range(3)}
+    many = fleet()
+    many.observe([(k, t, y) for k, (t, y) in series.items()])
+    rows = many.forecast(list(series), 6, STEP, 0.9)
+    assert rows is not None
+    for i, k in enumerate(series):
+        alone = many.forecast([k], 6, STEP, 0.9)
+        assert alone is not None
+        np.testing.assert_array_equal(rows.point[i], alone.point[0])
+        np.testing.assert_array_equal(rows.upper[i], alone.upper[0])
+        assert rows.surge is not None
+        assert alone.surge is not None
+        np.testing.assert_array_equal(rows.surge[i], alone.surge[0])
+
+
 def test_duplicates_late_samples_and_nan_inside_a_pull_are_skipped():
     f = fleet()
     k = key("ingest")
