@@ -42,9 +42,11 @@ def fetch_checkpoint(tracking_uri: str, experiment: str, name: str, destination:
         return None
     for run in client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=runs):
         if any(f.path == f"checkpoints/{name}" for f in client.list_artifacts(run.info.run_id, "checkpoints")):
-            with tempfile.TemporaryDirectory() as tmp:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            # downloaded next to its destination: a rename within one filesystem (the state volume), never
+            # across devices (a /tmp of another filesystem would fail with EXDEV)
+            with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".download-") as tmp:
                 got = Path(client.download_artifacts(run.info.run_id, f"checkpoints/{name}", tmp))
-                destination.parent.mkdir(parents=True, exist_ok=True)
                 got.replace(destination)
             return str(run.info.run_id)
     return None

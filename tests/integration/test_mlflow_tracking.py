@@ -101,5 +101,7 @@ def test_a_replica_without_local_state_resumes_from_the_checkpoint_in_mlflow(tes
     try:
         assert len(second.engine.bank) == 20
         assert second.engine.bank.forecast(key, 12, 300.0).point == before.point
+        # downloaded beside the checkpoint (one filesystem: a rename, never a copy across devices), then tidied
+        assert not list(second.checkpoints.path.parent.glob(".download-*"))
     finally:
         second.stop()
