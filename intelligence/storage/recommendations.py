@@ -52,7 +52,6 @@ def _current(dedup_key: str, now: datetime) -> sa.Select[Any]:
             recommendations.c.revision,
             recommendations.c.status,
             recommendations.c.valid_until,
-            recommendations.c.in_force_at,
         )
         .where(recommendations.c.dedup_key == dedup_key)
         .where(recommendations.c.status.in_([RecommendationStatus.OPEN.value, *standing]))
