@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from intelligence.settings.base import _Group
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+from intelligence.settings.base import _Group, dns_label, http_url
 
 
 class WebhookSettings(_Group):
@@ -32,16 +29,12 @@ class WebhookSettings(_Group):
     @field_validator("name")
     @classmethod
     def _dns_name(cls, v: str) -> str:
-        if not _DNS_LABEL.match(v):
-            raise ValueError("must be a DNS-1123 label (lower case letters, digits and '-')")
-        return v
+        return dns_label(v)
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError("must be an http:// or https:// URL")
-        return v
+        return http_url(v)
 
 
 class EventSettings(_Group):

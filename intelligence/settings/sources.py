@@ -7,10 +7,9 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from intelligence.settings.base import _Group
+from intelligence.settings.base import _Group, dns_label, http_url
 from intelligence.vocabulary import Tier
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SIGNAL_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -68,16 +67,12 @@ class ClusterSettings(_Group):
     @field_validator("name")
     @classmethod
     def _dns_name(cls, v: str) -> str:
-        if not _DNS_LABEL.match(v):
-            raise ValueError("must be a DNS-1123 label (lower case letters, digits and '-')")
-        return v
+        return dns_label(v)
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError("must be an http:// or https:// URL")
-        return v.rstrip("/")
+        return http_url(v).rstrip("/")
 
 
 class SignalSettings(_Group):
