@@ -112,8 +112,9 @@ def test_an_approve_click_changes_the_recommendation_and_a_live_event_appears(ru
 
     before = page.evaluate("window.__icos.events")
     drive(svc, clock, 1)  # the approval is enacted at the next step: action.enacted, recommendation.changed
+    # the stream delivers this step's events (the approval's own may have arrived before ``before`` was read)
+    page.wait_for_function("n => window.__icos.events > n", arg=before, timeout=30_000)
     expect(page.locator("#tab-events li.new").first).to_be_visible(timeout=30_000)
-    assert page.evaluate("window.__icos.events") > before
     action = svc.actuator.ledger.for_recommendation(rec_id)
     assert action is not None
     assert action.state.value == "enacted"
