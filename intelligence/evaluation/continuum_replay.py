@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from collectors.replay import infer_step
 from intelligence.decisions.specs import EnvelopeSpec, RescheduleSpec
 from intelligence.evaluation.continuum import Continuum, Move
 from intelligence.evaluation.continuum_arms import (
@@ -33,6 +32,7 @@ from intelligence.evaluation.continuum_arms import (
     workload_keys,
 )
 from intelligence.evaluation.continuum_layout import ContinuumLayout
+from intelligence.evaluation.replay import even_step
 from models.kinds import DEFAULT_DETECTOR, DEFAULT_FORECASTER
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -165,7 +165,7 @@ def replay_continuum(
     """Replay ``demand[samples, workloads]`` (cores at evenly spaced ``epoch`` seconds) in every arm."""
     epoch = np.asarray(epoch, dtype=np.float64)
     demand = np.asarray(demand, dtype=np.float64).reshape(len(epoch), -1)
-    step = _even_step(epoch)
+    step = even_step(epoch, ContinuumReplayError)
     if demand.shape[1] != len(names):
         raise ContinuumReplayError(f"{demand.shape[1]} demand columns but {len(names)} names")
     layout = layout.in_order_of([str(n) for n in names])
@@ -277,15 +277,6 @@ def _figures(sim: Continuum, layout: ContinuumLayout, refused: int) -> Continuum
         ),
         refused_moves=refused,
     )
-
-
-def _even_step(epoch: np.ndarray) -> float:
-    if len(epoch) < 2:
-        raise ContinuumReplayError("a replay needs at least two rows")
-    step = infer_step(epoch)
-    if np.any(np.abs(np.diff(epoch) - step) > 1e-6 * step):
-        raise ContinuumReplayError(f"rows must be evenly spaced ({step:g}s apart); leave a cell empty for no value")
-    return step
 
 
 def write_moves(path: Path, report: ContinuumReport, arm: str = "predictive") -> int:

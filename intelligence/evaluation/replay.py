@@ -175,7 +175,7 @@ def replay(
     """Replay ``load[samples, series]`` (requests/s or concurrency at evenly spaced ``epoch`` seconds) in every arm."""
     epoch = np.asarray(epoch, dtype=np.float64)
     load = np.asarray(load, dtype=np.float64).reshape(len(epoch), -1)
-    step = _even_step(epoch)
+    step = even_step(epoch)
     if load.shape[1] != len(names):
         raise ReplayError(f"{load.shape[1]} value columns but {len(names)} names")
     unknown = [a for a in options.arms if a not in ARMS]
@@ -285,13 +285,14 @@ def _by_key(found: Sequence[Forecast | ForecastRows]) -> dict[SeriesKey, Forecas
     return out
 
 
-def _even_step(epoch: np.ndarray) -> float:
+def even_step(epoch: np.ndarray, error: type[ValueError] = ReplayError) -> float:
+    """The step of a trace's rows; ``error`` when there are fewer than two or they are not evenly spaced."""
     if len(epoch) < 2:
-        raise ReplayError("a replay needs at least two rows")
+        raise error("a replay needs at least two rows")
     step = infer_step(epoch)
     gaps = np.diff(epoch)
     if np.any(np.abs(gaps - step) > 1e-6 * step):
-        raise ReplayError(f"rows must be evenly spaced ({step:g}s apart); leave a cell empty for a missing value")
+        raise error(f"rows must be evenly spaced ({step:g}s apart); leave a cell empty for a missing value")
     return step
 
 
