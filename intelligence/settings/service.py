@@ -38,6 +38,9 @@ class ApiSettings(_Group):
     tokens_dir: Path | None = None  # one file per caller (a mounted Secret): the file's name is who they are
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)  # bigger bodies: 413, unread
     access_log: bool = True  # one line per request on the logger icos.access (never a token)
+    # How long the engine's thread may hold the interpreter before a request gets it (sys.setswitchinterval;
+    # Python's default is 5 ms, paid by a request arriving during a step at every hand-over)
+    switch_interval_ms: float = Field(default=1.0, ge=0.1, le=100.0)
 
 
 Exported = Literal["mean", "lower", "upper"]

@@ -7,7 +7,9 @@
    (asyncio, keep-alive connections): requests are *scheduled* at ``--rate`` per second and
    each latency is counted from its scheduled time, so a slow answer also delays the next
    ones (no coordinated omission). GET one series' forecast, and a selector of 100 series.
-   Run again with the listening socket as it was before (no IPPROTO_TCP: no TCP_NODELAY).
+   The server settles as ``icos-intel run`` does (api.cli.run.settle_for_serving). Run again while the engine
+   steps in the server's own thread (the embedded default's pace), and with the listening socket as it was
+   before (no IPPROTO_TCP: no TCP_NODELAY).
 2. /metrics: render time with the default export (3 horizons x the band), at 1,000 and
    10,000 series: a render after a new step (cold) and a scrape served from the cache.
 3. The page: time to first chart (navigation start to the first uPlot drawn with data) in
@@ -73,14 +75,22 @@ def build(state: Path, series: int, clusters: int = 10):
     return settings, svc
 
 
-def serve(port: int, series: int, nodelay: bool) -> None:
-    """The server process of the latency benchmark."""
+def serve(port: int, series: int, nodelay: bool, stepping: bool) -> None:
+    """The server process of the latency benchmark: as ``icos-intel run`` serves, after its warm-up.
+
+    ``stepping``: meanwhile the engine steps in a thread of this process, as the runner does on the embedded
+    default (a step every ``step_seconds / speed`` real seconds: 0.33 s), each step learning the embedded
+    default's 20 series and publishing its forecasts and decisions.
+    """
     import logging
+    import threading
 
     import uvicorn
 
     from api.app import create_app
-    from api.cli.run import listen_socket
+    from api.cli.run import listen_socket, settle_for_serving
+    from intelligence.vocabulary import ManualClock
+    from tests.driving import drive
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("icos.access").setLevel(logging.INFO)  # as in production: the access log is on
@@ -96,6 +106,18 @@ def serve(port: int, series: int, nodelay: bool) -> None:
             sock.bind(("127.0.0.1", port))
             sock.listen(2048)
         app = create_app(settings, service=svc)
+        settle_for_serving(settings.api.switch_interval_ms)
+        if stepping:
+            tick = settings.simulation.step_seconds / settings.simulation.speed
+            clock = ManualClock(START + 3 * settings.simulation.step_seconds)
+
+            def steps() -> None:
+                while True:
+                    begun = time.monotonic()
+                    drive(svc, clock, 1)
+                    time.sleep(max(0.0, tick - (time.monotonic() - begun)))  # the runner's pace, in real time
+
+            threading.Thread(target=steps, name="engine", daemon=True).start()
         uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")).run(sockets=[sock])
 
 
@@ -176,20 +198,19 @@ def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None
 
 def bench_latency(rate: float, seconds: float, series: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for nodelay in (True, False):
+    runs = (("", []), (", while the engine steps", ["--stepping"]), (", no TCP_NODELAY", ["--no-nodelay"]))
+    for suffix, flags in runs:
         port = _free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.bench_api", "--serve", str(port), "--series", str(series)]
-            + ([] if nodelay else ["--no-nodelay"]),
+            [sys.executable, "-m", "tests.bench.bench_api", "--serve", str(port), "--series", str(series), *flags]
         )
         try:
             _wait(f"http://127.0.0.1:{port}/readyz", proc)
             for name, path in (("one series", ONE), ("100-series selector", HUNDRED)):
                 asyncio.run(_load(port, path, rate, 2, CONNECTIONS))  # warm-up
-                found = _quantiles(asyncio.run(_load(port, path, rate, seconds, CONNECTIONS)))
-                out[f"{name}{'' if nodelay else ', no TCP_NODELAY'}"] = found
-            sequential = _quantiles(asyncio.run(_sequential(port, ONE, 500)))
-            out[f"one series, sequential{'' if nodelay else ', no TCP_NODELAY'}"] = sequential
+                out[f"{name}{suffix}"] = _quantiles(asyncio.run(_load(port, path, rate, seconds, CONNECTIONS)))
+            if "--stepping" not in flags:
+                out[f"one series, sequential{suffix}"] = _quantiles(asyncio.run(_sequential(port, ONE, 500)))
         finally:
             proc.terminate()
             proc.wait(30)
@@ -274,9 +295,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench-results/api.json"))
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--no-nodelay", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--stepping", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.series, not args.no_nodelay)
+        serve(args.serve, args.series, not args.no_nodelay, args.stepping)
         return
     results = {
         "latency": bench_latency(args.rate, args.seconds, args.series),

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
+import sys
 from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.cli.run import listen_socket
+from api.cli.run import listen_socket, settle_for_serving
 from intelligence.runtime.wiring import build_service
 from intelligence.settings import load_settings
 from intelligence.vocabulary import ManualClock
@@ -221,3 +223,16 @@ def test_accepted_connections_get_tcp_nodelay():
 
     asyncio.run(main())
     assert seen == [1]
+
+
+def test_settling_for_serving_freezes_what_start_up_built_and_shortens_the_switch_interval():
+    """After the warm-up, a full collection must not walk the built service, nor a step hold the interpreter 5 ms."""
+    built = [{"model": i} for i in range(1000)]  # long-lived, as a built service's state is
+    interval = sys.getswitchinterval()
+    try:
+        settle_for_serving(0.5)
+        assert gc.get_freeze_count() >= len(built)
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(interval)
