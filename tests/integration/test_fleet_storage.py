@@ -103,8 +103,20 @@ def score(key: SeriesKey, at: float) -> AnomalyScore:
     return AnomalyScore(key, at, 0.7, AnomalyReason("record_ratio", math.nan, 1.0, 0.5, 1.5, "spike"))
 
 
-def test_any_replica_reads_what_the_owners_wrote(postgres_db):
-    database = open_database(postgres_db)
+@pytest.fixture(params=["postgresql", "sqlite"])
+def shared_db(request, tmp_path) -> str:
+    """Both databases a fleet's rows can live in (PostgreSQL writes by COPY, SQLite by executemany)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'decisions.db'}"
+    return str(request.getfixturevalue("postgres_db"))
+
+
+# Label values are any Unicode (Prometheus'): COPY's own separators and escapes among them
+ODD = SeriesKey.of("edge-2", "cpu", {"namespace": "tab\tnew\nline", "workload": "a\tb\nc\\d\"e 'f' é 流"})
+
+
+def test_any_replica_reads_what_the_owners_wrote(shared_db):
+    database = open_database(shared_db)
     writer, reader = SharedLatest(database), SharedLatest(database)
     try:
         assert writer.put(0, [forecast(KEY, 60.0)], [score(KEY, 60.0)], 60.0) == 1
@@ -123,5 +135,11 @@ def test_any_replica_reads_what_the_owners_wrote(postgres_db):
         assert [fc.key for _, fc in reader.forecasts(cluster="cloud-1")] == [OTHER]
         reader.drop([OTHER])
         assert [fc.key for _, fc in reader.forecasts()] == [KEY]
+        infinite = Forecast(ODD, 60.0, 60.0, (math.inf, -math.inf), {0.9: (2.0, math.nan)}, "m", (), math.nan)
+        writer.put(2, [infinite], [score(ODD, 60.0)], 60.0)
+        [(shard, odd)] = reader.forecasts(cluster="edge-2")
+        assert (shard, odd.key, odd.key.label_dict) == (2, ODD, ODD.label_dict)
+        assert all(math.isnan(v) for v in odd.point)  # not finite: written as null, read back as NaN
+        assert odd.last is None or math.isnan(odd.last)
     finally:
         database.close()
