@@ -33,6 +33,7 @@ from intelligence.runtime.history import ForecastHistory
 from intelligence.runtime.ownership import Ownership
 from intelligence.runtime.replica import Replica
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
+from intelligence.storage.fleet_members import FleetVerdict, judge
 from intelligence.storage.progress import EngineProgress
 from intelligence.vocabulary import AnomalyScore, ClusterHealth, HealthState, SeriesKey
 from models.bank import ModelBank
@@ -59,6 +60,7 @@ class EngineStatus:
     last_step_seconds: float = 0.0
     samples: int = 0
     last_error: str | None = None
+    standing_aside: str | None = None  # sharded: why this replica models nothing now (another fleet size is in force)
     health: Sequence[ClusterHealth] = field(default_factory=tuple)
 
 
@@ -101,6 +103,7 @@ class Engine:
         self.leading = False  # whether this replica led the fleet at its last step (see _lead)
         self.outgoing: set[SeriesKey] = set()  # held, not modelled: series another shard now owns (see handover)
         self._incomplete_since: float | None = None  # sharded leader: when the fleet's load was last incomplete
+        self._fleet_seen: str | None = None  # sharded: the fleet's make-up at the last step (logged when it changes)
         self.on_step = on_step
         self._timer = timer
         self.progress = progress  # where the last step's time is kept (durable), if anywhere
@@ -180,6 +183,54 @@ class Engine:
         self.forecasts.drop(replaced)
         self.anomalies.drop(replaced)
         return True
+
+    def _fleet(self, now: float) -> FleetVerdict | None:
+        """Sharded: say this replica is alive, and judge which fleet size is in force (None: not sharded)."""
+        members = self.replica.members
+        if members is None:
+            return None
+        me = self.replica.member
+        members.beat(me, now)
+        verdict = judge(members.live(now - 3 * self.step_seconds), me)
+        seen = verdict.describe() if verdict.mixed else None
+        if seen != self._fleet_seen:
+            if verdict.stands_aside:
+                log.error(
+                    "%s stands aside: the fleet runs %d shards (%s); it models, decides and leads nothing until the "
+                    "fleet agrees again: restart every replica with one count (docs/deployment.md#sharding)",
+                    self.ownership,
+                    verdict.count,
+                    seen,
+                )
+            elif seen is not None:
+                log.warning(
+                    "%s: replicas of another fleet size are alive (%s); they stand aside, and their shards' series "
+                    "of this count wait until they are restarted with %d",
+                    self.ownership,
+                    seen,
+                    verdict.count,
+                )
+            else:
+                log.info("%s: every live replica runs %d shards again", self.ownership, self.shard_count)
+            self._fleet_seen = seen
+        self.status.standing_aside = (
+            f"{self.ownership} stands aside: the fleet runs {verdict.count} shards ({seen})"
+            if verdict.stands_aside
+            else None
+        )
+        return verdict
+
+    def _stand_aside(self, verdict: FleetVerdict, when: datetime, started: float) -> StepReport:
+        """Model, decide and lead nothing this step (another fleet size is in force); keep serving."""
+        if self.leading:
+            self.replica.leadership.step_down()
+            self.actuator.follow_leadership(False, when)
+            self.leading = False
+        report = StepReport(when.timestamp(), 0, 0, 0, (), ActuatorReport(), self._timer() - started)
+        self.status.steps += 1
+        self.status.last_step_at = report.now
+        self.status.last_step_seconds = report.seconds
+        return report
 
     def _lead(self, when: datetime) -> bool:
         """Whether this replica leads the fleet for this step; a change is logged and passed to the actuator."""
@@ -264,6 +315,9 @@ class Engine:
         """Score, learn, forecast, decide and act on one pull's samples."""
         started = self._timer() if started is None else started
         when = datetime.fromtimestamp(now, UTC)
+        verdict = self._fleet(now)
+        if verdict is not None and verdict.stands_aside:
+            return self._stand_aside(verdict, when, started)
         leading = self._lead(when)
         if result.removed_clusters:
             gone = set(result.removed_clusters)

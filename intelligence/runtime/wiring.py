@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from intelligence.settings import Settings
 from intelligence.storage.anomalies import AnomalyEvents
 from intelligence.storage.database import Database, DatabaseError, open_database
 from intelligence.storage.fleet_loads import FleetLoads
+from intelligence.storage.fleet_members import FleetMembers
 from intelligence.storage.latest import SharedLatest
 from intelligence.storage.leadership import leadership_for
 from intelligence.storage.outbox import Outbox
@@ -112,7 +114,8 @@ def _replica(settings: Settings, database: Database) -> Replica:
             settings.storage.resolved_checkpoint_dir(),
         )
     leadership = leadership_for(database, engine.shard_index, sharded=True)
-    return Replica(ownership, leadership, FleetLoads(database), SharedLatest(database))
+    members = FleetMembers(database)
+    return Replica(ownership, leadership, FleetLoads(database), SharedLatest(database), members, time.time())
 
 
 def _take_over(bank: ModelBank, replica: Replica, path: Path, signature: dict[str, Any]) -> set[SeriesKey]:

@@ -48,6 +48,10 @@ class Leadership(Protocol):
 
     def close(self) -> None: ...
 
+    def step_down(self) -> None:
+        """Lead no more for now (the next ``check`` may take the lead again)."""
+        ...
+
 
 class StaticLeadership:
     """No election: this replica leads or not, for good (a single replica, or a database without advisory locks)."""
@@ -61,6 +65,9 @@ class StaticLeadership:
 
     def close(self) -> None:
         pass
+
+    def step_down(self) -> None:
+        pass  # nobody else could lead: shard 0 leads (or nobody) whatever happens
 
 
 class AdvisoryLockLeadership:
@@ -114,6 +121,12 @@ class AdvisoryLockLeadership:
                 conn.close()
             except sa.exc.SQLAlchemyError:
                 log.debug("closing the lost leader session failed", exc_info=True)
+
+    def step_down(self) -> None:
+        """Release the lock now, so that another replica takes it at its next step."""
+        if self._connection is not None:
+            log.warning("leader lock on %s released: this replica stands aside", self.name)
+        self._drop()
 
     def close(self) -> None:
         """Hand leadership over: closing the session releases the lock at once."""

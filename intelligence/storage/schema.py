@@ -173,6 +173,15 @@ fleet_load_parts = sa.Table(
     sa.Column("anomalous", sa.Integer, nullable=False),
 )
 
+fleet_members = sa.Table(
+    "fleet_members",
+    metadata,
+    sa.Column("shard", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("shard_count", sa.Integer, nullable=False),  # the fleet's size as this replica runs it
+    sa.Column("started_at", sa.Float, nullable=False),  # epoch seconds: when this replica started
+    sa.Column("seen_at", sa.Float, nullable=False),  # epoch seconds of its last step
+)
+
 series_latest = sa.Table(
     "series_latest",
     metadata,

@@ -3,8 +3,9 @@ MLflow, with a shared checkpoint directory and a fake OCM hub.
 
 The union of the replicas' series is every series and they are disjoint; killing one (the leader, the StatefulSet's
 last ordinal) hands leadership over to another; resizing to two restarts the survivors with the new count, and the
-series of the killed one continue on them from its checkpoint (what they had learnt, not from nothing); at any time
-exactly one replica publishes the placement scores.
+series of the killed one continue on them from its checkpoint (what they had learnt, not from nothing); while the
+resize rolls out, the replica still running the old count stands aside; at any time exactly one replica publishes the
+placement scores.
 
 Each replica is a real ``icos-intel run`` process of this checkout (``python -c`` from the repository root, not the
 console script, which may belong to another checkout). The engine's clock is the system clock, as in production, so
@@ -256,10 +257,20 @@ def test_three_shards_then_one_killed_and_two_left(fleet: Fleet, test_stack: Any
     wait_for("the successor missing shard 2's load", lambda: warning in successor.log.read_text(errors="replace"))
     assert set(writers(fleet.hub, mark)) <= {f"shard-{successor.shard}-of-3"}
 
-    # resize to two: the StatefulSet restarts the survivors with the new count
-    for replica in survivors:
-        replica.stop(signal.SIGTERM)
-    two = [fleet.ready(fleet.start(shard, 2, lag + RESIZED_BACKFILL_HOURS)) for shard in (0, 1)]
+    # resize to two as a StatefulSet rolls it out, one pod at a time: shard 1 restarts with the new count first,
+    # while shard 0 still runs with 3. One against one, the newer count is in force: shard 0 stands aside (models,
+    # decides and leads nothing), so no series is modelled by two replicas of two splits
+    old_0, old_1 = survivors
+    old_1.stop(signal.SIGTERM)
+    new_1 = fleet.ready(fleet.start(1, 2, lag + RESIZED_BACKFILL_HOURS))
+    wait_for("shard 0/3 standing aside", lambda: "shard 0/3 stands aside" in old_0.log.read_text(errors="replace"))
+    aside = wait_for("shard 0/3 degraded, not leading", lambda: (e := old_0.health()["engine"])["last_error"] and e)
+    assert "stands aside: the fleet runs 2 shards" in aside["last_error"]
+    assert not aside["leader"]
+    assert new_1.health()["engine"]["last_error"] is None
+    # then the rollout restarts shard 0 with the new count too
+    old_0.stop(signal.SIGTERM)
+    two = [fleet.ready(fleet.start(0, 2, lag + RESIZED_BACKFILL_HOURS)), new_1]
     after = wait_for("two checkpoints that list every series once", lambda: settled(fleet, 2), 300)
     for shard, index in after.items():
         assert all(owner(key, 2) == shard for key in index)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from intelligence.decisions.rescheduling import LoadPart, merge_parts
 from intelligence.storage.database import open_database
 from intelligence.storage.fleet_loads import FleetLoads
+from intelligence.storage.fleet_members import FleetMembers, Member, judge
 from intelligence.storage.latest import SharedLatest
 from intelligence.storage.leadership import AdvisoryLockLeadership, StaticLeadership, leadership_for
 from intelligence.vocabulary import AnomalyReason, AnomalyScore, Forecast, SeriesKey, WorkloadRef
@@ -141,5 +142,24 @@ def test_any_replica_reads_what_the_owners_wrote(shared_db):
         assert (shard, odd.key, odd.key.label_dict) == (2, ODD, ODD.label_dict)
         assert all(math.isnan(v) for v in odd.point)  # not finite: written as null, read back as NaN
         assert odd.last is None or math.isnan(odd.last)
+    finally:
+        database.close()
+
+
+def test_the_live_members_say_which_fleet_size_is_in_force(postgres_db):
+    database = open_database(postgres_db)
+    members = FleetMembers(database)
+    try:
+        members.beat(Member(0, 3, 10.0), now=100.0)
+        members.beat(Member(1, 3, 12.0), now=100.0)
+        members.beat(Member(2, 3, 11.0), now=40.0)  # not seen since: dead, or gone without a word
+        members.beat(Member(1, 2, 90.0), now=110.0)  # shard 1 restarted with another count: its row is replaced
+        live = members.live(since=70.0)
+        assert sorted(live, key=lambda m: m.shard) == [Member(0, 3, 10.0), Member(1, 2, 90.0)]
+        verdict = judge(live, Member(0, 3, 10.0))
+        assert (verdict.count, verdict.stands_aside, verdict.describe()) == (2, True, "shard 1 runs 2; shard 0 runs 3")
+        members.leave(1)
+        assert members.live(since=70.0) == [Member(0, 3, 10.0)]
+        assert not judge(members.live(since=70.0), Member(0, 3, 10.0)).mixed
     finally:
         database.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,10 +15,13 @@ from intelligence.actuation.actuator import Actuator
 from intelligence.decisions.policies import PolicyBook
 from intelligence.decisions.specs import PolicySpec
 from intelligence.runtime.engine import Engine
-from intelligence.runtime.ownership import owner
+from intelligence.runtime.ownership import Ownership, owner
+from intelligence.runtime.replica import Replica
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
 from intelligence.storage.anomalies import AnomalyEvents
 from intelligence.storage.database import Database, open_database
+from intelligence.storage.fleet_members import FleetMembers
+from intelligence.storage.leadership import StaticLeadership
 from intelligence.vocabulary import ClusterHealth, HealthState, SeriesBatch, SeriesKey, Tier
 from models.bank import ModelBank
 from models.kinds import ModelSpec
@@ -66,7 +70,13 @@ def database(tmp_path: Path) -> Iterator[Database]:
     db.close()
 
 
-def engine(database: Database, pulls: list[PullResult], shard_index: int = 0, shard_count: int = 1) -> Engine:
+def engine(
+    database: Database,
+    pulls: list[PullResult],
+    shard_index: int = 0,
+    shard_count: int = 1,
+    replica: Replica | None = None,
+) -> Engine:
     book = PolicyBook(PolicySpec())
     return Engine(
         collector=ScriptedCollector(pulls),
@@ -81,6 +91,7 @@ def engine(database: Database, pulls: list[PullResult], shard_index: int = 0, sh
         shard_index=shard_index,
         shard_count=shard_count,
         timer=iter(range(1000)).__next__,
+        replica=replica,
     )
 
 
@@ -139,3 +150,41 @@ def test_samples_already_learnt_are_not_learnt_again(database):
     learnt = e.bank.accuracy().scored
     e.step(T0 + 11 * STEP)
     assert e.bank.accuracy().scored == learnt + 2  # only the new sample of each series
+
+
+def test_replicas_of_another_fleet_size_stand_aside_so_no_series_is_modelled_twice(database, caplog):
+    """A rolling restart (or ``kubectl scale`` alone) runs two fleet sizes side by side: only one splits the series."""
+    caplog.set_level(logging.INFO, logger="intelligence.runtime.engine")
+
+    def shard(index: int, count: int, started_at: float) -> Engine:
+        pulls = [PullResult(batches(KEYS, k, 1), health("cloud-1", "edge-1")) for k in range(20, 30)]
+        replica = Replica(Ownership(index, count), StaticLeadership(index == 0), members=FleetMembers(database))
+        replica.started_at = started_at
+        return engine(database, pulls, index, count, replica)
+
+    old_0, old_2 = shard(0, 3, T0), shard(2, 3, T0 + 1)
+    new_1 = shard(1, 2, T0 + 600)  # restarted with the new count while the others still run the old one
+    for e in (old_0, old_2):
+        e.step(T0 + 20 * STEP)
+    new_1.step(T0 + 20 * STEP)
+    # two of three run 3 shards: the newcomer stands aside (it models, decides and leads nothing)
+    assert len(new_1.bank) == 0
+    assert new_1.status.samples == 0
+    assert "shard 1/2 stands aside: the fleet runs 3 shards (shards 0, 2 run 3; shard 1 runs 2)" in caplog.text
+    assert new_1.status.standing_aside is not None
+    # the old fleet's shard 2 stops (and says so): one against one, the newer count is in force
+    old_2.replica.close()
+    for e in (old_0, new_1):
+        e.step(T0 + 21 * STEP)
+    assert old_0.status.standing_aside is not None
+    assert new_1.status.standing_aside is None
+    assert old_0.leading is False  # a leader standing aside hands the lead over
+    assert set(new_1.bank.series_keys()) == {k for k in KEYS if owner(k, 2) == 1}
+    learnt_by_0 = old_0.status.samples
+    old_0.step(T0 + 22 * STEP)
+    assert old_0.status.samples == learnt_by_0  # it learns nothing while it stands aside
+    # once the old replica is gone, the fleet agrees again
+    old_0.replica.close()
+    new_1.step(T0 + 22 * STEP)
+    assert new_1.status.standing_aside is None
+    assert "every live replica runs 2 shards again" in caplog.text
