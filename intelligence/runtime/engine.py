@@ -220,17 +220,20 @@ class Engine:
         )
         return verdict
 
-    def _stand_aside(self, verdict: FleetVerdict, when: datetime, started: float) -> StepReport:
+    def _stand_aside(self, when: datetime, started: float) -> StepReport:
         """Model, decide and lead nothing this step (another fleet size is in force); keep serving."""
         if self.leading:
             self.replica.leadership.step_down()
             self.actuator.follow_leadership(False, when)
             self.leading = False
         report = StepReport(when.timestamp(), 0, 0, 0, (), ActuatorReport(), self._timer() - started)
+        self._count_step(report)
+        return report
+
+    def _count_step(self, report: StepReport) -> None:
         self.status.steps += 1
         self.status.last_step_at = report.now
         self.status.last_step_seconds = report.seconds
-        return report
 
     def _lead(self, when: datetime) -> bool:
         """Whether this replica leads the fleet for this step; a change is logged and passed to the actuator."""
@@ -317,7 +320,7 @@ class Engine:
         when = datetime.fromtimestamp(now, UTC)
         verdict = self._fleet(now)
         if verdict is not None and verdict.stands_aside:
-            return self._stand_aside(verdict, when, started)
+            return self._stand_aside(when, started)
         leading = self._lead(when)
         if result.removed_clusters:
             gone = set(result.removed_clusters)
@@ -350,9 +353,7 @@ class Engine:
                 placement_scores_due(self.actuator.scores.published_at, when, publishing),
             )
         report = StepReport(now, samples, len(touched), len(events), tuple(events), acted, self._timer() - started)
-        self.status.steps += 1
-        self.status.last_step_at = now
-        self.status.last_step_seconds = report.seconds
+        self._count_step(report)
         self.status.samples += samples
         self.status.health = tuple(result.health)
         if self.progress is not None:
