@@ -30,6 +30,16 @@ class Collector(Protocol):
     def close(self) -> None: ...
 
 
+class Recollecting(Protocol):
+    """A collector that can return again what it has already returned (a sharded replica that takes series over
+    while it runs needs their recent history, which it pulled but did not keep)."""
+
+    def recollect(self, now: float) -> PullResult:
+        """Every sample returned so far that is still within the collector's backfill window (from ``now``), again;
+        what the next pull returns does not change."""
+        ...
+
+
 def normalise(key: SeriesKey, timestamps: np.ndarray, values: np.ndarray) -> SeriesBatch:
     """Sort by time, keep the last value of duplicated timestamps, map +-Inf to NaN."""
     ts = np.asarray(timestamps, dtype=np.float64)

@@ -184,6 +184,15 @@ class ReplayCollector:
         ]
         return PullResult(batches, health)
 
+    def recollect(self, now: float) -> PullResult:
+        """Every recorded sample returned so far, again (a replay keeps the whole recording)."""
+        batches = []
+        for key, b in self._series.items():
+            hi = int(np.searchsorted(b.timestamps, self._watermark, side="right"))
+            if hi:
+                batches.append(SeriesBatch(key, b.timestamps[:hi], b.values[:hi]))
+        return PullResult(batches)
+
     def close(self) -> None:
         return None
 

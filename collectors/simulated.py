@@ -156,6 +156,7 @@ class SimulatedCollector:
     def __init__(self, continuum: SimulatedContinuum, history_seconds: float) -> None:
         self.continuum = continuum
         step = continuum.step_seconds
+        self.history_seconds = history_seconds
         self._watermark = math.floor((continuum.origin - history_seconds) / step) * step
         self._last_pull: float | None = None
 
@@ -170,6 +171,16 @@ class SimulatedCollector:
         self._watermark = last
         self._last_pull = now
         batches = [SeriesBatch(key, ts, values) for key, values in series.items()]
+        return PullResult(batches, self._health(now, len(batches)))
+
+    def recollect(self, now: float) -> PullResult:
+        """The steps already returned within ``history_seconds`` of ``now``, again (the next pull is unchanged)."""
+        step = self.continuum.step_seconds
+        first = math.floor((now - self.history_seconds) / step) * step + step
+        if self._watermark < first:
+            return PullResult([], self._health(now, 0))
+        ts = np.arange(first, self._watermark + step / 2, step, dtype=np.float64)
+        batches = [SeriesBatch(key, ts, values) for key, values in self.continuum.values(ts).items()]
         return PullResult(batches, self._health(now, len(batches)))
 
     def _health(self, now: float, series: int) -> list[ClusterHealth]:

@@ -149,7 +149,7 @@ class CheckpointWriter:
         self.indexer = indexer  # the index of the series, from a snapshot (on this thread); None: no index
         self.meta = meta or {}
         self._lock = threading.Condition()
-        self._waiting: dict[str, Any] | None = None
+        self._waiting: tuple[dict[str, Any], dict[str, Any]] | None = None  # a snapshot and its header's meta
         self._busy = False
         self._closed = False
         self.written = 0
@@ -158,11 +158,12 @@ class CheckpointWriter:
         self._thread = threading.Thread(target=self._work, name="checkpoint-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, snapshot: dict[str, Any]) -> None:
+    def submit(self, snapshot: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+        """Write ``snapshot`` (with ``meta`` in its header, else the writer's own) as soon as the disk is free."""
         with self._lock:
             if self._waiting is not None:
                 self.skipped += 1
-            self._waiting = snapshot
+            self._waiting = (snapshot, dict(self.meta if meta is None else meta))
             self._lock.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -183,11 +184,11 @@ class CheckpointWriter:
                 self._lock.wait_for(lambda: self._waiting is not None or self._closed)
                 if self._waiting is None:
                     return
-                snapshot, self._waiting, self._busy = self._waiting, None, True
+                (snapshot, meta), self._waiting, self._busy = self._waiting, None, True
             try:
                 started = time.perf_counter()
                 index = self.indexer(snapshot) if self.indexer is not None else None
-                payload = dump(snapshot, self.signature, index, self.meta)
+                payload = dump(snapshot, self.signature, index, meta)
                 write_atomically(self.path, payload)
                 self.written += 1
                 self.last_error = None

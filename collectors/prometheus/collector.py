@@ -131,6 +131,20 @@ class PrometheusCollector:
         finally:
             self.progress = None
 
+    def recollect(self, now: float) -> PullResult:
+        """What every cluster has returned within its backfill window, again, watermarks untouched (a replica
+        taking series over while it runs replays their history from it). Waits for every cluster."""
+        with self._lock:
+            pollers = dict(self._pollers)
+        futures = {name: self._pool.submit(poller.recollect, now) for name, poller in pollers.items()}
+        batches: list[SeriesBatch] = []
+        for name, future in futures.items():
+            try:
+                batches.extend(future.result())
+            except Exception:  # a bug in one cluster's recollection must not lose the others'
+                log.exception("cluster %r: recollecting its history failed unexpectedly", name)
+        return PullResult(batches, self.health())
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:

@@ -148,6 +148,26 @@ class ClusterPoller:
         self._update_health(now, errors, latency, batches)
         return batches
 
+    def recollect(self, now: float) -> list[SeriesBatch]:
+        """What earlier polls returned, within the backfill window from ``now``, again. Watermarks, health and
+        the breaker are untouched: the next poll goes on where the last one ended."""
+        earliest = math.floor((now - self.spec.backfill_seconds) / self.step) * self.step
+        batches: list[SeriesBatch] = []
+        for signal in self.signals:
+            end = self.watermarks.get(signal.name)
+            if end is None or end < earliest:
+                continue
+            query = render_query(signal.query, self.target.selector, self.spec.rate_window)
+            try:
+                batches.extend(self._range(signal, query, earliest, end))
+            except CollectorError as exc:
+                log.warning(
+                    "%s: history since %s not recollected; the series taken over go on from their saved state",
+                    exc,
+                    _iso(earliest),
+                )
+        return batches
+
     def _update_health(
         self, now: float, errors: list[CollectorError], latency: float, batches: list[SeriesBatch]
     ) -> None:

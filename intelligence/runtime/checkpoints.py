@@ -91,12 +91,13 @@ class Checkpoints:
             )
         return self._writer
 
-    def take(self, bank: ModelBank, wait: bool = False) -> None:
-        """Copy the bank's state (the engine's only pause) and let the writer thread put it on disk."""
+    def take(self, bank: ModelBank, wait: bool = False, **meta: Any) -> None:
+        """Copy the bank's state (the engine's only pause) and let the writer thread put it on disk; ``meta``
+        overrides this checkpoint's header (the split a sharded replica follows at the time of the copy)."""
         started = time.perf_counter()
         snapshot = checkpoint.snapshot_copy(bank.snapshot())
         self.last_pause = time.perf_counter() - started
-        self.writer.submit(snapshot)
+        self.writer.submit(snapshot, {**self.meta, **meta})
         if wait:
             self.writer.flush()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -29,13 +29,15 @@ from intelligence.decisions.rescheduling import (
     load_parts,
     merge_parts,
 )
+from intelligence.runtime import handover
+from intelligence.runtime.handover import Handover
 from intelligence.runtime.history import ForecastHistory
 from intelligence.runtime.ownership import Ownership
 from intelligence.runtime.replica import Replica
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
 from intelligence.storage.fleet_members import FleetVerdict, judge
 from intelligence.storage.progress import EngineProgress
-from intelligence.vocabulary import AnomalyScore, ClusterHealth, HealthState, SeriesKey
+from intelligence.vocabulary import AnomalyScore, ClusterHealth, HealthState, SeriesBatch, SeriesKey
 from models.bank import ModelBank
 from models.kinds import ModelSpec
 
@@ -60,8 +62,23 @@ class EngineStatus:
     last_step_seconds: float = 0.0
     samples: int = 0
     last_error: str | None = None
-    standing_aside: str | None = None  # sharded: why this replica models nothing now (another fleet size is in force)
+    out_of_step: str | None = None  # sharded: this replica runs another fleet size than the one in force (why, how)
     health: Sequence[ClusterHealth] = field(default_factory=tuple)
+
+
+def after_history(history: Sequence[SeriesBatch], batches: Sequence[SeriesBatch]) -> list[SeriesBatch]:
+    """``history`` then ``batches``, each batch of a series in ``history`` cut to the samples after its history's."""
+    if not history:
+        return list(batches)
+    ends = {b.key: float(b.timestamps[-1]) for b in history}
+    out = list(history)
+    for b in batches:
+        end = ends.get(b.key)
+        if end is None:
+            out.append(b)
+        elif len(later := b.after(end)):
+            out.append(later)
+    return out
 
 
 class Engine:
@@ -99,7 +116,10 @@ class Engine:
         self.step_seconds = step_seconds
         self.ttl = recommendation_ttl
         self.replica = replica or Replica(Ownership(shard_index, shard_count))
-        self.ownership = self.replica.ownership
+        self.ownership = self.replica.ownership  # the split this replica follows: its own, or the fleet's in force
+        self.aside = False  # sharded: its shard is not one of the fleet's in force; it models nothing
+        self.fleet_count = self.ownership.count  # sharded: the fleet size in force (this replica's own, or another)
+        self.handover: Handover | None = None  # sharded: the shared checkpoints series move through
         self.leading = False  # whether this replica led the fleet at its last step (see _lead)
         self.outgoing: set[SeriesKey] = set()  # held, not modelled: series another shard now owns (see handover)
         self._incomplete_since: float | None = None  # sharded leader: when the fleet's load was last incomplete
@@ -120,7 +140,7 @@ class Engine:
         return self.ownership.count
 
     def owns(self, key: SeriesKey) -> bool:
-        return self.ownership.owns(key)
+        return not self.aside and self.ownership.owns(key)
 
     @property
     def series(self) -> int:
@@ -193,35 +213,110 @@ class Engine:
         members.beat(me, now)
         verdict = judge(members.live(now - 3 * self.step_seconds), me)
         seen = verdict.describe() if verdict.mixed else None
+        mine = self.replica.ownership
         if seen != self._fleet_seen:
-            if verdict.stands_aside:
+            if verdict.out_of_step and mine.index >= verdict.count:
                 log.error(
-                    "%s stands aside: the fleet runs %d shards (%s); it models, decides and leads nothing until the "
-                    "fleet agrees again: restart every replica with one count (docs/deployment.md#sharding)",
-                    self.ownership,
+                    "%s stands aside: the fleet runs %d shards (%s) and has no shard %d; it models, decides and leads "
+                    "nothing until the fleet agrees again (docs/deployment.md#sharding)",
+                    mine,
                     verdict.count,
                     seen,
+                    mine.index,
+                )
+            elif verdict.out_of_step:
+                log.warning(
+                    "%s follows the fleet's %d shards (%s) as shard %d/%d until it is restarted with "
+                    "engine.shard_count=%d (docs/deployment.md#sharding)",
+                    mine,
+                    verdict.count,
+                    seen,
+                    mine.index,
+                    verdict.count,
+                    verdict.count,
                 )
             elif seen is not None:
                 log.warning(
-                    "%s: replicas of another fleet size are alive (%s); they stand aside, and their shards' series "
-                    "of this count wait until they are restarted with %d",
-                    self.ownership,
+                    "%s: replicas of another fleet size are alive (%s); they follow %d shards until they are "
+                    "restarted with it",
+                    mine,
                     seen,
                     verdict.count,
                 )
             else:
-                log.info("%s: every live replica runs %d shards again", self.ownership, self.shard_count)
+                log.info("%s: every live replica runs %d shards again", mine, mine.count)
             self._fleet_seen = seen
-        self.status.standing_aside = (
-            f"{self.ownership} stands aside: the fleet runs {verdict.count} shards ({seen})"
-            if verdict.stands_aside
-            else None
-        )
+        if not verdict.out_of_step:
+            self.status.out_of_step = None
+        elif mine.index >= verdict.count:
+            self.status.out_of_step = f"{mine} stands aside: the fleet runs {verdict.count} shards ({seen})"
+        else:
+            self.status.out_of_step = (
+                f"{mine} follows the fleet's {verdict.count} shards as shard {mine.index}/{verdict.count} "
+                f"({seen}): restart it with engine.shard_count={verdict.count}"
+            )
         return verdict
 
+    def _follow(self, verdict: FleetVerdict, now: float) -> list[SeriesBatch]:
+        """Sharded: model the fleet's split in force, whatever this replica was started with. When the split it
+        follows changes, it adopts the series it owns now (their newest saved state, then their history since, from
+        the collector) and holds those another shard owns until that shard has checkpointed them. Returns the
+        history of the series it took over (to learn before this step's samples)."""
+        mine = self.replica.ownership
+        self.fleet_count = verdict.count
+        target = Ownership(mine.index, verdict.count) if mine.index < verdict.count else None
+        if target is None:
+            if not self.aside:
+                self.aside = True
+                self.outgoing = set(self.bank.series_keys())
+                self._unserve(self.outgoing)
+                log.info("%s holds its %d series until their owners have them", mine, len(self.outgoing))
+            return []
+        if not self.aside and target.count == self.ownership.count:
+            return []
+        before = None if self.aside else self.ownership
+        self.ownership, self.aside = target, False
+        adopted = self.handover.adopt(self.bank, target) if self.handover is not None else {}
+        self.outgoing = handover.outgoing(self.bank, target)
+        self._unserve(self.outgoing)
+        history = self._recollect(before, target, now)
+        log.info(
+            "%s now models %s: %d series from the checkpoints of other shards, history of %d series recollected"
+            " (%d samples), %d series held until their new owners have them",
+            mine,
+            target,
+            sum(adopted.values()),
+            len(history),
+            sum(len(b) for b in history),
+            len(self.outgoing),
+        )
+        return history
+
+    def _recollect(self, before: Ownership | None, after: Ownership, now: float) -> list[SeriesBatch]:
+        """The history the collector still has of the series ``after`` owns and ``before`` did not."""
+        if self.status.steps == 0:
+            return []  # the first step's pull is the backfill: the history of every series is in it
+        recollect = getattr(self.collector, "recollect", None)
+        if recollect is None:
+            log.warning(
+                "%s: the collector cannot return history again: the series it takes over go on from their saved "
+                "state with new samples only",
+                after,
+            )
+            return []
+        result: PullResult = recollect(now)
+        return [b for b in result.batches if len(b) and after.owns(b.key) and not (before and before.owns(b.key))]
+
+    def _unserve(self, keys: Iterable[SeriesKey]) -> None:
+        """Forget the forecasts and scores of series another replica models now (their model state is held)."""
+        keys = list(keys)
+        self.forecasts.drop(keys)
+        self.anomalies.drop(keys)
+        if self.history is not None:
+            self.history.drop(keys)
+
     def _stand_aside(self, when: datetime, started: float) -> StepReport:
-        """Model, decide and lead nothing this step (another fleet size is in force); keep serving."""
+        """Model, decide and lead nothing this step (the fleet in force has no shard of this index); keep serving."""
         if self.leading:
             self.replica.leadership.step_down()
             self.actuator.follow_leadership(False, when)
@@ -319,14 +414,16 @@ class Engine:
         started = self._timer() if started is None else started
         when = datetime.fromtimestamp(now, UTC)
         verdict = self._fleet(now)
-        if verdict is not None and verdict.stands_aside:
+        taken = self._follow(verdict, now) if verdict is not None else []
+        if self.aside:
             return self._stand_aside(when, started)
         leading = self._lead(when)
         if result.removed_clusters:
             gone = set(result.removed_clusters)
             self.forget(lambda k: k.cluster in gone)
-        mine = [b for b in result.batches if len(b) and self.owns(b.key)]
-        touched = [b.key for b in mine]
+            taken = [b for b in taken if b.key.cluster not in gone]
+        mine = after_history(taken, [b for b in result.batches if len(b) and self.owns(b.key)])
+        touched = list(dict.fromkeys(b.key for b in mine))
         samples = sum(len(b) for b in mine)
         scores = self.bank.observe_many(
             [(b.key, b.timestamps, b.values) for b in mine], report_at=self.anomalies.threshold

@@ -165,7 +165,7 @@ class ServiceFacade:
             series=svc.engine.series,
             last_step_at=status.last_step_at,
             last_step_seconds=status.last_step_seconds,
-            last_error=status.last_error or status.standing_aside,
+            last_error=status.last_error or status.out_of_step,
             shard=f"{svc.engine.shard_index}/{svc.engine.shard_count}",
             leader=svc.engine.leading,
         )

@@ -1,16 +1,19 @@
 """Series move between replicas with their model state, through the checkpoints of one shared directory.
 
 Every shard checkpoints to ``bank-shard<N>.pkl`` in the same directory; each file's header
-lists its series with their last learnt timestamp (see :mod:`models.checkpoint`). When the
-fleet's size changes, the replicas restart with the new shard count (the StatefulSet's pods
-get it from their template), and:
+lists its series with their last learnt timestamp and the split it was written under (see
+:mod:`models.checkpoint`). When the fleet's size changes, the replicas restart with the new
+shard count (the StatefulSet's pods get it from their template); while that rolls out, the
+replicas still running the old count follow the count in force at run time (see
+:mod:`~intelligence.storage.fleet_members` and :class:`Handover`). Either way:
 
-- **adopt** (at start): a replica restores its own checkpoint, then reads the header of every
+- **adopt** (at start, and at run time when the split this replica follows changes): a
+  replica restores its own checkpoint, then reads the header of every
   other checkpoint; for each series it now owns, the newest state wins, wherever it is (its own
   file, the file of the shard that owned it, or the file of a shard that is gone), and is
-  taken over with everything it learnt. The history backfill that follows then replays from
-  Prometheus the samples the state has not seen (since the checkpoint), so the series goes on
-  as if it had never moved.
+  taken over with everything it learnt. The history backfill that follows (at start) or the
+  engine's catch-up (at run time, ``recollect``) then replays from Prometheus the samples the
+  state has not seen (since the checkpoint), so the series goes on as if it had never moved.
 - **release** (at every checkpoint while some remain): a series this replica holds but no
   longer owns is not modelled any more, but it stays in its bank, and so in its checkpoints,
   until the checkpoint of its new owner lists it at least as far. Only then is it dropped, so a
@@ -27,13 +30,13 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from intelligence.runtime.ownership import Ownership
+from intelligence.runtime.ownership import Ownership, owner
 from intelligence.vocabulary import SeriesKey
 from models import checkpoint
 from models.bank import ModelBank, progress_of
@@ -143,24 +146,45 @@ def outgoing(bank: ModelBank, ownership: Ownership) -> set[SeriesKey]:
     return {key for key in bank.series_keys() if not ownership.owns(key)}
 
 
-def release(bank: ModelBank, held: set[SeriesKey], ownership: Ownership, directory: Path, own: Path) -> set[SeriesKey]:
-    """Drop from ``bank`` the held series whose owner's checkpoint lists them at least as far; returns those
-    still held."""
+def release(bank: ModelBank, held: set[SeriesKey], shards: int, directory: Path, own: Path) -> set[SeriesKey]:
+    """Drop from ``bank`` the held series whose owner in a fleet of ``shards`` (the count in force) has
+    checkpointed them at least as far; returns those still held."""
     if not held:
         return held
     progress = bank.progress()
     handed: dict[int, list[SeriesKey]] = defaultdict(list)
     left = set(held)
     for peer in peers(directory, own):
-        if peer.shards != ownership.count or peer.shard is None or peer.header.series is None:
+        if peer.shards != shards or peer.shard is None or peer.header.series is None:
             continue
         for key in list(left):
             listed = peer.header.series.get(key)
             ours = progress.get(key, (-math.inf, 0))[0]
-            if listed is not None and ownership.owner(key) == peer.shard and listed[0] >= ours:
+            if listed is not None and owner(key, shards) == peer.shard and listed[0] >= ours:
                 handed[peer.shard].append(key)
                 left.discard(key)
     for shard, keys in sorted(handed.items()):
         bank.drop(keys)
-        log.info("%s handed %d series (clusters %s) over to shard %d", ownership, len(keys), _clusters(keys), shard)
+        log.info(
+            "%s handed %d series (clusters %s) over to shard %d/%d", own.name, len(keys), _clusters(keys), shard, shards
+        )
     return left
+
+
+@dataclass
+class Handover:
+    """The fleet's shared checkpoint directory as one replica sees it: where its own checkpoint is, and the
+    signature its models have now (a promoted champion changes it)."""
+
+    own: Path
+    signature: Callable[[], dict[str, Any]]
+
+    @property
+    def directory(self) -> Path:
+        return self.own.parent
+
+    def adopt(self, bank: ModelBank, ownership: Ownership) -> dict[Path, int]:
+        return adopt(bank, ownership, self.directory, self.own, self.signature())
+
+    def release(self, bank: ModelBank, held: set[SeriesKey], shards: int) -> set[SeriesKey]:
+        return release(bank, held, shards, self.directory, self.own)

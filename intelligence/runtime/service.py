@@ -18,7 +18,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from intelligence.actuation.actuator import Actuator
-from intelligence.runtime import handover
 from intelligence.runtime.challengers import ModelSelection
 from intelligence.runtime.champions import ChampionWatcher
 from intelligence.runtime.checkpoints import Checkpoints
@@ -138,10 +137,9 @@ class Service:
 
     def checkpoint(self, wait: bool = False) -> None:
         engine = self.engine
-        if engine.outgoing:  # sharded: series another shard owns now, held until its checkpoint has them
-            path = self.checkpoints.path
-            engine.outgoing = handover.release(engine.bank, engine.outgoing, engine.ownership, path.parent, path)
-        self.checkpoints.take(engine.bank, wait)
+        if engine.outgoing and engine.handover is not None:  # sharded: held until their owner's checkpoint has them
+            engine.outgoing = engine.handover.release(engine.bank, engine.outgoing, engine.fleet_count)
+        self.checkpoints.take(engine.bank, wait, shards=engine.fleet_count)  # the split its series follow now
 
     def stop(self) -> None:
         self.runner.stop()

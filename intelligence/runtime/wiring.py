@@ -235,6 +235,8 @@ def build_service(
         settings.mlflow.checkpoint_artifact_every,
         meta={"shard": settings.engine.shard_index, "shards": settings.engine.shard_count},
     )
+    if replica.sharded:  # series move through the shared checkpoints at run time too (the fleet's size changes)
+        engine.handover = handover.Handover(path, lambda: checkpoints.signature)
     service = Service(
         settings=settings,
         clock=source.clock,

@@ -1,26 +1,27 @@
 """Which fleet size is in force when replicas disagree: one split of the series at a time, never two.
 
 Every replica of a sharded fleet knows the fleet's size from its own settings
-(``engine.shard_count``, passed to every pod by the manifests). A resize done right restarts
-every replica with the new count at once (docs/deployment.md#sharding). Done wrong (a
-rolling restart, ``kubectl scale`` alone, a pod restarted after the manifests changed but
-before the others were), replicas of two counts run side by side, and the series would be
-split twice: some modelled (and their floors decided) by two replicas, some by none.
+(``engine.shard_count``, passed to every pod by the manifests). A resize rolls out one pod at
+a time (a StatefulSet's rolling update; or ``kubectl scale`` alone, or a pod restarted after
+the manifests changed but before the others were), so replicas of two counts run side by
+side, and the series would be split twice: some modelled (and their floors decided) by two
+replicas, some by none.
 
 So every replica says, at every step, which shard it is, which count it runs with and since
 when (:class:`FleetMembers`, in the decision database), and :func:`judge` decides from
 the live ones which count is in force: the count most live replicas run with (ties: the one
-started last). A replica of another count *stands aside*: it models nothing, decides nothing
-and leads nothing until the fleet agrees again (it keeps serving, and its checkpoint keeps
-what it learnt for the replicas that take its series up). A series is thus modelled by at
-most one replica, whatever is done to the fleet; the ones of a standing-aside replica's
-shard wait, and the logs say which shards to restart.
+started last). A replica of another count is *out of step*: it follows the count in force
+at run time (shard ``i`` of it, taking over that shard's series through the shared
+checkpoints, see :mod:`~intelligence.runtime.handover`), or, when the count in force has no
+shard ``i``, it stands aside (models, decides and leads nothing; it keeps serving). A series
+is thus modelled by one replica of one split, whatever is done to the fleet, and by none
+only while its replica restarts; the logs and ``/healthz`` say which replicas to restart.
 
 >>> live = [Member(0, 3, 10.0), Member(1, 3, 11.0), Member(2, 2, 50.0)]
 >>> v = judge(live, Member(2, 2, 50.0))
->>> (v.count, v.stands_aside, v.mixed)
+>>> (v.count, v.out_of_step, v.mixed)
 (3, True, True)
->>> judge(live, Member(0, 3, 10.0)).stands_aside
+>>> judge(live, Member(0, 3, 10.0)).out_of_step
 False
 """
 
@@ -49,7 +50,7 @@ class Member:
 @dataclass(frozen=True, slots=True)
 class FleetVerdict:
     count: int  # the fleet size in force
-    stands_aside: bool  # this replica runs another count: it models nothing until the fleet agrees
+    out_of_step: bool  # this replica runs another count: it follows the count in force (or stands aside)
     by_count: dict[int, tuple[int, ...]]  # the live shards of each count
 
     @property

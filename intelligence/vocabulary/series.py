@@ -90,6 +90,11 @@ class SeriesBatch:
     def __len__(self) -> int:
         return int(self.timestamps.shape[0])
 
+    def after(self, timestamp: float) -> SeriesBatch:
+        """The samples later than ``timestamp``."""
+        first = int(np.searchsorted(self.timestamps, timestamp, side="right"))
+        return self if first == 0 else SeriesBatch(self.key, self.timestamps[first:], self.values[first:])
+
 
 class HealthState(enum.StrEnum):
     UP = "up"  # last pull succeeded

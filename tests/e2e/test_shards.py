@@ -2,10 +2,10 @@
 MLflow, with a shared checkpoint directory and a fake OCM hub.
 
 The union of the replicas' series is every series and they are disjoint; killing one (the leader, the StatefulSet's
-last ordinal) hands leadership over to another; resizing to two restarts the survivors with the new count, and the
-series of the killed one continue on them from its checkpoint (what they had learnt, not from nothing); while the
-resize rolls out, the replica still running the old count stands aside; at any time exactly one replica publishes the
-placement scores.
+last ordinal) hands leadership over to another; resizing to two rolls out one pod at a time, and the series of the
+killed one continue from its checkpoint (what they had learnt, not from nothing) on the survivors: on the one restarted
+with the new count at its start, and on the one still running the old count at run time, as it follows the count in
+force; at any time exactly one replica publishes the placement scores.
 
 Each replica is a real ``icos-intel run`` process of this checkout (``python -c`` from the repository root, not the
 console script, which may belong to another checkout). The engine's clock is the system clock, as in production, so
@@ -258,16 +258,24 @@ def test_three_shards_then_one_killed_and_two_left(fleet: Fleet, test_stack: Any
     assert set(writers(fleet.hub, mark)) <= {f"shard-{successor.shard}-of-3"}
 
     # resize to two as a StatefulSet rolls it out, one pod at a time: shard 1 restarts with the new count first,
-    # while shard 0 still runs with 3. One against one, the newer count is in force: shard 0 stands aside (models,
-    # decides and leads nothing), so no series is modelled by two replicas of two splits
+    # while shard 0 still runs with 3. One against one, the newer count is in force: shard 0 follows it at once, as
+    # shard 0 of 2, taking its part of the killed shard's series over from its checkpoint and Prometheus' history
     old_0, old_1 = survivors
     old_1.stop(signal.SIGTERM)
     new_1 = fleet.ready(fleet.start(1, 2, lag + RESIZED_BACKFILL_HOURS))
-    wait_for("shard 0/3 standing aside", lambda: "shard 0/3 stands aside" in old_0.log.read_text(errors="replace"))
-    aside = wait_for("shard 0/3 degraded, not leading", lambda: (e := old_0.health()["engine"])["last_error"] and e)
-    assert "stands aside: the fleet runs 2 shards" in aside["last_error"]
-    assert not aside["leader"]
+    wait_for("shard 0/3 following", lambda: "shard 0/3 follows the fleet's 2 shards" in old_0.log.read_text("utf-8"))
+    following = wait_for("shard 0/3 degraded", lambda: (e := old_0.health()["engine"])["last_error"] and e)
+    assert "follows the fleet's 2 shards as shard 0/2" in following["last_error"]
     assert new_1.health()["engine"]["last_error"] is None
+    # before shard 0 restarts, every series is modelled again, by one replica, with what it had learnt
+    cold = RESIZED_BACKFILL_HOURS * 3600 / STEP + 60  # what a series that lost its state could have learnt by now
+    during = wait_for("two checkpoints that list every series once (shard 0 still runs 3)", lambda: settled(fleet, 2))
+    assert old_0.proc.poll() is None
+    for key in killed:
+        last, samples = during[owner(key, 2)][key]
+        assert samples >= killed[key][1] > cold, (key, samples, killed[key])
+        assert last >= killed[key][0]
+    assert "shard 0/3 now models shard 0/2" in old_0.log.read_text("utf-8")
     # then the rollout restarts shard 0 with the new count too
     old_0.stop(signal.SIGTERM)
     two = [fleet.ready(fleet.start(0, 2, lag + RESIZED_BACKFILL_HOURS)), new_1]
@@ -275,7 +283,6 @@ def test_three_shards_then_one_killed_and_two_left(fleet: Fleet, test_stack: Any
     for shard, index in after.items():
         assert all(owner(key, 2) == shard for key in index)
     # the killed shard's series go on from its checkpoint, on their new owners: nothing restarts from nothing
-    cold = RESIZED_BACKFILL_HOURS * 3600 / STEP + 60  # what a series that lost its state could have learnt by now
     moved = {key: after[owner(key, 2)][key] for key in killed}
     for key, (last, samples) in moved.items():
         assert samples >= killed[key][1] > cold, (key, samples, killed[key])

@@ -157,7 +157,7 @@ def test_the_live_members_say_which_fleet_size_is_in_force(postgres_db):
         live = members.live(since=70.0)
         assert sorted(live, key=lambda m: m.shard) == [Member(0, 3, 10.0), Member(1, 2, 90.0)]
         verdict = judge(live, Member(0, 3, 10.0))
-        assert (verdict.count, verdict.stands_aside, verdict.describe()) == (2, True, "shard 1 runs 2; shard 0 runs 3")
+        assert (verdict.count, verdict.out_of_step, verdict.describe()) == (2, True, "shard 1 runs 2; shard 0 runs 3")
         members.leave(1)
         assert members.live(since=70.0) == [Member(0, 3, 10.0)]
         assert not judge(members.live(since=70.0), Member(0, 3, 10.0)).mixed

@@ -99,6 +99,30 @@ def test_incremental_pulls_have_no_duplicates_and_no_gaps(test_stack):
     col.close()
 
 
+def test_recollect_returns_the_history_again_and_the_next_pull_goes_on(test_stack, caplog):
+    """What a replica taking series over at run time replays: everything pulled within the backfill window; a
+    cluster that cannot answer is named and the others' history still comes back."""
+    end = test_stack.data["end"]
+    step = test_stack.data["step"]
+    dead = target("gone-1", "http://127.0.0.1:9", timeout_seconds=1.0, retries=0)
+    col = collector(test_stack, [MEMORY], hours=2, extra=[dead])
+    first = {b.key: b for b in col.pull(end - 1800).batches}
+    assert len(first) == 7
+    dead_poller = col._pollers["gone-1"]
+    dead_poller.watermarks["memory"] = end - 1800  # as if it had answered before it went away
+    with caplog.at_level(logging.WARNING):
+        again = {b.key: b for b in col.recollect(end - 1800).batches}
+    assert "cluster 'gone-1', signal 'memory'" in caplog.text
+    assert "not recollected" in caplog.text
+    assert again.keys() == first.keys()
+    for key, b in again.items():
+        np.testing.assert_array_equal(b.timestamps, first[key].timestamps)
+        np.testing.assert_array_equal(b.values, first[key].values)
+    nxt = col.pull(end).batches
+    assert {b.timestamps[0] for b in nxt if b.key.cluster != "gone-1"} == {first[nxt[0].key].timestamps[-1] + step}
+    col.close()
+
+
 def test_rate_of_the_knative_counter_gives_the_request_rate_back(test_stack):
     end = test_stack.data["end"]
     col = collector(test_stack, [REQUESTS], hours=1)

@@ -14,7 +14,10 @@ from collectors.base import PullResult
 from intelligence.actuation.actuator import Actuator
 from intelligence.decisions.policies import PolicyBook
 from intelligence.decisions.specs import PolicySpec
+from intelligence.runtime import handover
+from intelligence.runtime.checkpoints import Checkpoints, checkpoint_name
 from intelligence.runtime.engine import Engine
+from intelligence.runtime.handover import Handover
 from intelligence.runtime.ownership import Ownership, owner
 from intelligence.runtime.replica import Replica
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
@@ -23,6 +26,7 @@ from intelligence.storage.database import Database, open_database
 from intelligence.storage.fleet_members import FleetMembers
 from intelligence.storage.leadership import StaticLeadership
 from intelligence.vocabulary import ClusterHealth, HealthState, SeriesBatch, SeriesKey, Tier
+from models import checkpoint
 from models.bank import ModelBank
 from models.kinds import ModelSpec
 
@@ -152,39 +156,140 @@ def test_samples_already_learnt_are_not_learnt_again(database):
     assert e.bank.accuracy().scored == learnt + 2  # only the new sample of each series
 
 
-def test_replicas_of_another_fleet_size_stand_aside_so_no_series_is_modelled_twice(database, caplog):
-    """A rolling restart (or ``kubectl scale`` alone) runs two fleet sizes side by side: only one splits the series."""
-    caplog.set_level(logging.INFO, logger="intelligence.runtime.engine")
+class KeptCollector:
+    """Every series of ``KEYS`` at every step up to ``now``, each sample once; and, like the Prometheus collector,
+    everything returned so far again on ``recollect``."""
 
-    def shard(index: int, count: int, started_at: float) -> Engine:
-        pulls = [PullResult(batches(KEYS, k, 1), health("cloud-1", "edge-1")) for k in range(20, 30)]
+    def __init__(self, keys: list[SeriesKey] = KEYS) -> None:
+        self.keys = keys
+        self.watermark = -1  # the last step returned
+
+    def pull(self, now: float) -> PullResult:
+        last = int((now - T0) // STEP)
+        got = batches(self.keys, self.watermark + 1, last - self.watermark)
+        self.watermark = last
+        return PullResult(got, health("cloud-1", "edge-1"))
+
+    def recollect(self, now: float) -> PullResult:
+        return PullResult(batches(self.keys, 0, self.watermark + 1), health("cloud-1", "edge-1"))
+
+    def close(self) -> None:
+        pass
+
+
+SIGNATURE = {"cpu": {"forecaster": "seasonal_ar"}}
+
+
+class Shard:
+    """A replica of a sharded fleet as the service wires it: restored from its checkpoint in the shared directory,
+    adopting what it owns from the others' at start, and checkpointing as the service does."""
+
+    def __init__(self, database: Database, directory: Path, index: int, count: int, started_at: float) -> None:
+        path = directory / checkpoint_name(index)
         replica = Replica(Ownership(index, count), StaticLeadership(index == 0), members=FleetMembers(database))
         replica.started_at = started_at
-        return engine(database, pulls, index, count, replica)
+        self.engine = e = engine(database, [], index, count, replica)
+        e.collector = KeptCollector()
+        if path.exists():
+            e.bank = ModelBank(e.bank.factory, interval=0.9, **checkpoint.load(path, SIGNATURE))
+        e.handover = Handover(path, lambda: SIGNATURE)
+        e.handover.adopt(e.bank, e.ownership)
+        e.outgoing = handover.outgoing(e.bank, e.ownership)
+        self.points = Checkpoints(path, SIGNATURE, meta={"shard": index, "shards": count})
 
-    old_0, old_2 = shard(0, 3, T0), shard(2, 3, T0 + 1)
-    new_1 = shard(1, 2, T0 + 600)  # restarted with the new count while the others still run the old one
-    for e in (old_0, old_2):
-        e.step(T0 + 20 * STEP)
-    new_1.step(T0 + 20 * STEP)
-    # two of three run 3 shards: the newcomer stands aside (it models, decides and leads nothing)
-    assert len(new_1.bank) == 0
-    assert new_1.status.samples == 0
-    assert "shard 1/2 stands aside: the fleet runs 3 shards (shards 0, 2 run 3; shard 1 runs 2)" in caplog.text
-    assert new_1.status.standing_aside is not None
-    # the old fleet's shard 2 stops (and says so): one against one, the newer count is in force
-    old_2.replica.close()
-    for e in (old_0, new_1):
-        e.step(T0 + 21 * STEP)
-    assert old_0.status.standing_aside is not None
-    assert new_1.status.standing_aside is None
-    assert old_0.leading is False  # a leader standing aside hands the lead over
-    assert set(new_1.bank.series_keys()) == {k for k in KEYS if owner(k, 2) == 1}
-    learnt_by_0 = old_0.status.samples
-    old_0.step(T0 + 22 * STEP)
-    assert old_0.status.samples == learnt_by_0  # it learns nothing while it stands aside
-    # once the old replica is gone, the fleet agrees again
-    old_0.replica.close()
-    new_1.step(T0 + 22 * STEP)
-    assert new_1.status.standing_aside is None
-    assert "every live replica runs 2 shards again" in caplog.text
+    def step(self, k: int) -> None:
+        self.engine.step(T0 + k * STEP)
+
+    def checkpoint(self) -> None:
+        e = self.engine
+        if e.outgoing and e.handover is not None:
+            e.outgoing = e.handover.release(e.bank, e.outgoing, e.fleet_count)
+        self.points.take(e.bank, wait=True, shards=e.fleet_count)
+
+    def stop(self) -> None:
+        self.checkpoint()
+        self.points.close()
+        self.engine.replica.close()
+
+    def modelled(self) -> dict[SeriesKey, tuple[float, int]]:
+        """The series it models (not those it holds for another), with their last learnt step and samples."""
+        e = self.engine
+        return {k: v for k, v in e.bank.progress().items() if k not in e.outgoing}
+
+
+def learnt_once_up_to(shard: Shard, k: int) -> bool:
+    """Every series it models learnt every step 0..k, once."""
+    return all(v == (T0 + k * STEP, k + 1) for v in shard.modelled().values())
+
+
+def test_a_shrink_rolled_out_pod_by_pod_never_leaves_a_series_unmodelled(database, tmp_path, caplog):
+    """3 -> 2 as a StatefulSet rolls it out: the last ordinal goes, then shard 1 restarts with 2 while shard 0 still
+    runs 3. Shard 0 follows the count in force at once: it takes shard 2's series it owns in a fleet of two over from
+    shard 2's checkpoint and replays their history since from the collector."""
+    caplog.set_level(logging.INFO, logger="intelligence.runtime.engine")
+    old = [Shard(database, tmp_path, i, 3, T0 + i) for i in range(3)]
+    for k in range(20, 26):
+        for shard in old:
+            shard.step(k)
+    for shard in old[1:]:
+        shard.stop()  # shard 2 is deleted, shard 1 restarts with the new count
+    new_1 = Shard(database, tmp_path, 1, 2, T0 + 600)
+    for shard in (new_1, old[0]):  # shard 0 sees the newcomer at its next step
+        shard.step(26)
+    modelled = [old[0].modelled(), new_1.modelled()]
+    assert set(modelled[0]) == {k for k in KEYS if owner(k, 2) == 0}
+    assert set(modelled[1]) == {k for k in KEYS if owner(k, 2) == 1}
+    assert learnt_once_up_to(old[0], 26)
+    assert learnt_once_up_to(new_1, 26)
+    assert "shard 0/3 follows the fleet's 2 shards (shard 1 runs 2; shard 0 runs 3) as shard 0/2" in caplog.text
+    assert old[0].engine.status.out_of_step.endswith("restart it with engine.shard_count=2")
+    assert {f.key for f in old[0].engine.forecasts.query()} == set(modelled[0])  # it forecasts what it took over
+    # then shard 0 restarts with the new count: it goes on from its own checkpoint, which lists the split of two
+    old[0].stop()
+    assert checkpoint.read_header(tmp_path / checkpoint_name(0)).meta["shards"] == 2
+    new_0 = Shard(database, tmp_path, 0, 2, T0 + 1200)
+    new_0.step(27)
+    new_1.step(27)
+    assert new_0.modelled().keys() == modelled[0].keys()
+    assert learnt_once_up_to(new_0, 27)
+    assert learnt_once_up_to(new_1, 27)
+    assert new_0.engine.status.out_of_step is None
+    assert new_1.engine.status.out_of_step is None
+
+
+def test_a_growth_rolled_out_pod_by_pod_hands_series_over_with_their_state(database, tmp_path, caplog):
+    """2 -> 3: the new last ordinal starts first and stands aside (a fleet of two has no shard 2); once shard 1
+    restarts with 3, shard 0 follows three shards: shard 2 takes its series over, and shard 0 holds them until
+    shard 2's checkpoint has them."""
+    caplog.set_level(logging.INFO, logger="intelligence.runtime.engine")
+    old = [Shard(database, tmp_path, i, 2, T0 + i) for i in range(2)]
+    for k in range(20, 24):
+        for shard in old:
+            shard.step(k)
+    for shard in old:
+        shard.checkpoint()
+    new_2 = Shard(database, tmp_path, 2, 3, T0 + 600)
+    new_2.step(24)
+    assert new_2.engine.aside
+    assert new_2.modelled() == {}
+    assert new_2.engine.status.samples == 0
+    assert "shard 2/3 stands aside: the fleet runs 2 shards" in caplog.text
+    for shard in old:
+        shard.step(24)
+    old[1].stop()
+    new_1 = Shard(database, tmp_path, 1, 3, T0 + 1200)
+    for shard in (new_1, new_2, old[0]):
+        shard.step(25)
+    shards = [old[0], new_1, new_2]
+    modelled = [set(s.modelled()) for s in shards]
+    assert modelled == [{k for k in KEYS if owner(k, 3) == i} for i in range(3)]
+    assert all(learnt_once_up_to(s, 25) for s in shards)
+    held = old[0].engine.outgoing
+    assert held == {k for k in KEYS if owner(k, 2) == 0 and owner(k, 3) == 2}
+    assert not {f.key for f in old[0].engine.forecasts.query()} & held  # it no longer answers for them
+    old[0].checkpoint()
+    assert old[0].engine.outgoing == held  # shard 2 has not checkpointed them yet
+    new_2.checkpoint()
+    old[0].checkpoint()
+    assert old[0].engine.outgoing == set()
+    assert not held & set(old[0].engine.bank.series_keys())

@@ -115,14 +115,13 @@ def test_held_series_are_released_once_their_new_owner_has_checkpointed_them(tmp
     bank0, held0 = restart(tmp_path, 0, 3)  # shard 0 restarts first, with three shards
     assert held0
     assert all(owner(k, 3) == 2 for k in held0)
-    ownership = Ownership(0, 3)
     write(tmp_path, 0, 3, bank0)  # its checkpoints keep the held series...
-    assert handover.release(bank0, held0, ownership, tmp_path, tmp_path / checkpoint_name(0)) == held0
+    assert handover.release(bank0, held0, 3, tmp_path, tmp_path / checkpoint_name(0)) == held0
     assert held0 <= set(checkpoint.read_header(tmp_path / checkpoint_name(0)).series)
     bank2, _ = restart(tmp_path, 2, 3)  # ...so the new shard finds them, whenever it starts
     assert held0 <= set(bank2.series_keys())
     write(tmp_path, 2, 3, bank2)
-    assert handover.release(bank0, held0, ownership, tmp_path, tmp_path / checkpoint_name(0)) == set()
+    assert handover.release(bank0, held0, 3, tmp_path, tmp_path / checkpoint_name(0)) == set()
     assert not held0 & set(bank0.series_keys())
 
 

@@ -34,6 +34,17 @@ def test_csv_replay_returns_each_sample_once_up_to_now(tmp_path):
     assert {h.state for h in done.health} == {HealthState.STALE}
 
 
+def test_recollect_returns_what_the_replay_returned_so_far_and_moves_nothing(tmp_path):
+    path = tmp_path / "trace.csv"
+    path.write_text(CSV)
+    col = ReplayCollector.from_file(path, "lab")
+    assert col.recollect(T0).batches == []
+    col.pull(T0 + 300)
+    assert {b.timestamps.tolist()[-1] for b in col.recollect(T0 + 300).batches} == {T0 + 300}
+    assert all(b.timestamps.tolist() == [T0 + 600, T0 + 900] for b in col.pull(T0 + 900).batches)
+    assert all(b.timestamps.tolist() == [T0, T0 + 300, T0 + 600, T0 + 900] for b in col.recollect(T0 + 900).batches)
+
+
 def test_openmetrics_replay_uses_the_cluster_label(tmp_path):
     path = tmp_path / "trace.om"
     path.write_text(

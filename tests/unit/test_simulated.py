@@ -43,3 +43,15 @@ def test_collector_returns_every_step_once():
     assert {len(b) for b in second.batches} == {3}
     assert second.batches[0].timestamps[0] == first.batches[0].timestamps[-1] + 300
     assert {h.cluster for h in second.health} == {"cloud-1", "fog-1", "edge-1"}
+
+
+def test_recollect_returns_what_was_returned_within_the_window_and_moves_nothing():
+    col = SimulatedCollector(SimulatedContinuum(7, ORIGIN, 300), history_seconds=3600)
+    first = {b.key: b for b in col.pull(ORIGIN).batches}
+    again = col.recollect(ORIGIN)
+    assert {b.key: b.timestamps.tolist() for b in again.batches} == {k: b.timestamps.tolist() for k, b in first.items()}
+    for b in again.batches:
+        np.testing.assert_array_equal(b.values, first[b.key].values)
+    later = col.recollect(ORIGIN + 1800)  # the window moves with now: half an hour of the history is too old
+    assert {len(b) for b in later.batches} == {6}
+    assert {len(b) for b in col.pull(ORIGIN + 600).batches} == {2}  # the next pull goes on where the last ended
