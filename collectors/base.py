@@ -34,9 +34,9 @@ class Recollecting(Protocol):
     """A collector that can return again what it has already returned (a sharded replica that takes series over
     while it runs needs their recent history, which it pulled but did not keep)."""
 
-    def recollect(self, now: float) -> PullResult:
-        """Every sample returned so far that is still within the collector's backfill window (from ``now``), again;
-        what the next pull returns does not change."""
+    def recollect(self, now: float, since: float | None = None) -> PullResult:
+        """Every sample returned so far that is still within the collector's backfill window (from ``now``), again,
+        from ``since`` on if given; what the next pull returns does not change."""
         ...
 
 

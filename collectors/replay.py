@@ -184,13 +184,14 @@ class ReplayCollector:
         ]
         return PullResult(batches, health)
 
-    def recollect(self, now: float) -> PullResult:
-        """Every recorded sample returned so far, again (a replay keeps the whole recording)."""
+    def recollect(self, now: float, since: float | None = None) -> PullResult:
+        """Every recorded sample returned so far (from ``since`` on), again: a replay keeps the whole recording."""
         batches = []
         for key, b in self._series.items():
+            lo = 0 if since is None else int(np.searchsorted(b.timestamps, since, side="left"))
             hi = int(np.searchsorted(b.timestamps, self._watermark, side="right"))
-            if hi:
-                batches.append(SeriesBatch(key, b.timestamps[:hi], b.values[:hi]))
+            if hi > lo:
+                batches.append(SeriesBatch(key, b.timestamps[lo:hi], b.values[lo:hi]))
         return PullResult(batches)
 
     def close(self) -> None:

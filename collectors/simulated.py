@@ -173,10 +173,13 @@ class SimulatedCollector:
         batches = [SeriesBatch(key, ts, values) for key, values in series.items()]
         return PullResult(batches, self._health(now, len(batches)))
 
-    def recollect(self, now: float) -> PullResult:
-        """The steps already returned within ``history_seconds`` of ``now``, again (the next pull is unchanged)."""
+    def recollect(self, now: float, since: float | None = None) -> PullResult:
+        """The steps already returned within ``history_seconds`` of ``now`` (and from ``since``), again; the next
+        pull is unchanged."""
         step = self.continuum.step_seconds
         first = math.floor((now - self.history_seconds) / step) * step + step
+        if since is not None:
+            first = max(first, math.ceil(since / step) * step)
         if self._watermark < first:
             return PullResult([], self._health(now, 0))
         ts = np.arange(first, self._watermark + step / 2, step, dtype=np.float64)

@@ -131,12 +131,12 @@ class PrometheusCollector:
         finally:
             self.progress = None
 
-    def recollect(self, now: float) -> PullResult:
+    def recollect(self, now: float, since: float | None = None) -> PullResult:
         """What every cluster has returned within its backfill window, again, watermarks untouched (a replica
         taking series over while it runs replays their history from it). Waits for every cluster."""
         with self._lock:
             pollers = dict(self._pollers)
-        futures = {name: self._pool.submit(poller.recollect, now) for name, poller in pollers.items()}
+        futures = {name: self._pool.submit(poller.recollect, now, since) for name, poller in pollers.items()}
         batches: list[SeriesBatch] = []
         for name, future in futures.items():
             try:

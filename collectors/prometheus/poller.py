@@ -148,10 +148,12 @@ class ClusterPoller:
         self._update_health(now, errors, latency, batches)
         return batches
 
-    def recollect(self, now: float) -> list[SeriesBatch]:
-        """What earlier polls returned, within the backfill window from ``now``, again. Watermarks, health and
-        the breaker are untouched: the next poll goes on where the last one ended."""
+    def recollect(self, now: float, since: float | None = None) -> list[SeriesBatch]:
+        """What earlier polls returned, within the backfill window from ``now`` (and from ``since``), again.
+        Watermarks, health and the breaker are untouched: the next poll goes on where the last one ended."""
         earliest = math.floor((now - self.spec.backfill_seconds) / self.step) * self.step
+        if since is not None:
+            earliest = max(earliest, math.floor(since / self.step) * self.step)
         batches: list[SeriesBatch] = []
         for signal in self.signals:
             end = self.watermarks.get(signal.name)

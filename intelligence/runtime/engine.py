@@ -102,6 +102,7 @@ class Engine:
         progress: EngineProgress | None = None,
         history: ForecastHistory | None = None,
         replica: Replica | None = None,
+        takeover_after: float = 120.0,
     ) -> None:
         self.collector = collector
         self.bank = bank
@@ -119,6 +120,9 @@ class Engine:
         self.ownership = self.replica.ownership  # the split this replica follows: its own, or the fleet's in force
         self.aside = False  # sharded: its shard is not one of the fleet's in force; it models nothing
         self.fleet_count = self.ownership.count  # sharded: the fleet size in force (this replica's own, or another)
+        self.fleet_absent: frozenset[int] = frozenset()  # sharded: shards of it whose series the others have taken
+        self.takeover_after = takeover_after  # seconds a shard is absent before the others take its series over
+        self._absent_since: dict[int, float] = {}  # shards of the count in force no live replica runs, since when
         self.handover: Handover | None = None  # sharded: the shared checkpoints series move through
         self.leading = False  # whether this replica led the fleet at its last step (see _lead)
         self.outgoing: set[SeriesKey] = set()  # held, not modelled: series another shard now owns (see handover)
@@ -210,7 +214,7 @@ class Engine:
         if members is None:
             return None
         me = self.replica.member
-        members.beat(me, now)
+        self.announce(now)
         verdict = judge(members.live(now - 3 * self.step_seconds), me)
         seen = verdict.describe() if verdict.mixed else None
         mine = self.replica.ownership
@@ -257,14 +261,52 @@ class Engine:
             )
         return verdict
 
-    def _follow(self, verdict: FleetVerdict, now: float) -> list[SeriesBatch]:
-        """Sharded: model the fleet's split in force, whatever this replica was started with. When the split it
-        follows changes, it adopts the series it owns now (their newest saved state, then their history since, from
-        the collector) and holds those another shard owns until that shard has checkpointed them. Returns the
-        history of the series it took over (to learn before this step's samples)."""
+    def announce(self, now: float) -> None:
+        """Sharded: say that this replica is alive (at every step; and before a long first step, so that the others
+        do not take its series over while it backfills)."""
+        if self.replica.members is not None:
+            self.replica.members.beat(self.replica.member, now)
+
+    def _absent(self, verdict: FleetVerdict, now: float) -> frozenset[int]:
+        """The shards of the count in force absent for ``takeover_after`` seconds (a change is logged)."""
+        for shard in set(self._absent_since) - verdict.absent:
+            del self._absent_since[shard]
+        for shard in verdict.absent:
+            self._absent_since.setdefault(shard, now)
+        absent = frozenset(s for s, since in self._absent_since.items() if now - since >= self.takeover_after)
+        if absent != self.fleet_absent:
+            gone, back = sorted(absent - self.fleet_absent), sorted(self.fleet_absent - absent)
+            if gone:
+                log.warning(
+                    "%s: no live replica runs shard(s) %s of %d for %.0f s or more: the others take their series "
+                    "over until they are back",
+                    self.replica.ownership,
+                    ", ".join(map(str, gone)),
+                    verdict.count,
+                    self.takeover_after,
+                )
+            if back:
+                log.info(
+                    "%s: shard(s) %s of %d are back", self.replica.ownership, ", ".join(map(str, back)), verdict.count
+                )
+        return absent
+
+    def _follow(self, verdict: FleetVerdict, now: float, pulled: Sequence[SeriesBatch]) -> list[SeriesBatch]:
+        """Sharded: model the fleet's split in force, whatever this replica was started with, taking the series of
+        absent shards over with the others. When the split it follows changes, it adopts the series it owns now
+        (their newest saved state, then their history since, from the collector) and holds those another shard owns
+        until that shard has checkpointed them. Returns the history of the series it took over (to learn before this
+        step's samples)."""
         mine = self.replica.ownership
+        if verdict.count != self.fleet_count:  # another count is in force: its shards are other shards
+            self._absent_since.clear()
+            self.fleet_absent = frozenset()
         self.fleet_count = verdict.count
-        target = Ownership(mine.index, verdict.count) if mine.index < verdict.count else None
+        absent = self.fleet_absent = self._absent(verdict, now)
+        if absent:
+            gone = f"no live replica runs shard(s) {', '.join(map(str, sorted(absent)))} of {verdict.count}"
+            self.status.out_of_step = "; ".join(filter(None, (self.status.out_of_step, gone)))
+        target = Ownership(mine.index, verdict.count, absent - {mine.index}) if mine.index < verdict.count else None
         if target is None:
             if not self.aside:
                 self.aside = True
@@ -272,14 +314,14 @@ class Engine:
                 self._unserve(self.outgoing)
                 log.info("%s holds its %d series until their owners have them", mine, len(self.outgoing))
             return []
-        if not self.aside and target.count == self.ownership.count:
+        if not self.aside and (target.count, target.absent) == (self.ownership.count, self.ownership.absent):
             return []
         before = None if self.aside else self.ownership
         self.ownership, self.aside = target, False
         adopted = self.handover.adopt(self.bank, target) if self.handover is not None else {}
         self.outgoing = handover.outgoing(self.bank, target)
         self._unserve(self.outgoing)
-        history = self._recollect(before, target, now)
+        history = self._recollect(before, target, now, pulled)
         log.info(
             "%s now models %s: %d series from the checkpoints of other shards, history of %d series recollected"
             " (%d samples), %d series held until their new owners have them",
@@ -292,10 +334,22 @@ class Engine:
         )
         return history
 
-    def _recollect(self, before: Ownership | None, after: Ownership, now: float) -> list[SeriesBatch]:
-        """The history the collector still has of the series ``after`` owns and ``before`` did not."""
+    def _recollect(
+        self, before: Ownership | None, after: Ownership, now: float, pulled: Sequence[SeriesBatch]
+    ) -> list[SeriesBatch]:
+        """The history the collector still has of the series ``after`` owns and ``before`` did not: since the oldest
+        state this replica has of them, or the whole backfill window when ``pulled`` shows one it has no state of."""
         if self.status.steps == 0:
             return []  # the first step's pull is the backfill: the history of every series is in it
+
+        def gained(key: SeriesKey) -> bool:
+            return after.owns(key) and not (before is not None and before.owns(key))
+
+        progress = self.bank.progress()
+        learnt = [last for key, (last, _) in progress.items() if gained(key)]
+        cold = any(gained(b.key) and b.key not in progress for b in pulled)
+        if not learnt and not cold:
+            return []
         recollect = getattr(self.collector, "recollect", None)
         if recollect is None:
             log.warning(
@@ -304,8 +358,8 @@ class Engine:
                 after,
             )
             return []
-        result: PullResult = recollect(now)
-        return [b for b in result.batches if len(b) and after.owns(b.key) and not (before and before.owns(b.key))]
+        result: PullResult = recollect(now, None if cold else min(learnt))
+        return [b for b in result.batches if len(b) and gained(b.key)]
 
     def _unserve(self, keys: Iterable[SeriesKey]) -> None:
         """Forget the forecasts and scores of series another replica models now (their model state is held)."""
@@ -379,7 +433,7 @@ class Engine:
         if not leading:
             return floors_only
         fleet = loads.read(self.shard_count, now - 3 * self.step_seconds)
-        missing = sorted(set(range(self.shard_count)) - fleet.reporting)
+        missing = sorted(set(range(self.shard_count)) - fleet.reporting - self.ownership.absent)  # absent: taken over
         if missing:
             if self._incomplete_since is None:
                 self._incomplete_since = now
@@ -414,7 +468,7 @@ class Engine:
         started = self._timer() if started is None else started
         when = datetime.fromtimestamp(now, UTC)
         verdict = self._fleet(now)
-        taken = self._follow(verdict, now) if verdict is not None else []
+        taken = self._follow(verdict, now, result.batches) if verdict is not None else []
         if self.aside:
             return self._stand_aside(when, started)
         leading = self._lead(when)

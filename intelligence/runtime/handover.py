@@ -146,9 +146,16 @@ def outgoing(bank: ModelBank, ownership: Ownership) -> set[SeriesKey]:
     return {key for key in bank.series_keys() if not ownership.owns(key)}
 
 
-def release(bank: ModelBank, held: set[SeriesKey], shards: int, directory: Path, own: Path) -> set[SeriesKey]:
-    """Drop from ``bank`` the held series whose owner in a fleet of ``shards`` (the count in force) has
-    checkpointed them at least as far; returns those still held."""
+def release(
+    bank: ModelBank,
+    held: set[SeriesKey],
+    shards: int,
+    directory: Path,
+    own: Path,
+    absent: frozenset[int] = frozenset(),
+) -> set[SeriesKey]:
+    """Drop from ``bank`` the held series whose owner in a fleet of ``shards`` (the count in force, while the
+    ``absent`` shards are gone) has checkpointed them at least as far; returns those still held."""
     if not held:
         return held
     progress = bank.progress()
@@ -160,7 +167,7 @@ def release(bank: ModelBank, held: set[SeriesKey], shards: int, directory: Path,
         for key in list(left):
             listed = peer.header.series.get(key)
             ours = progress.get(key, (-math.inf, 0))[0]
-            if listed is not None and owner(key, shards) == peer.shard and listed[0] >= ours:
+            if listed is not None and owner(key, shards, absent) == peer.shard and listed[0] >= ours:
                 handed[peer.shard].append(key)
                 left.discard(key)
     for shard, keys in sorted(handed.items()):
@@ -186,5 +193,7 @@ class Handover:
     def adopt(self, bank: ModelBank, ownership: Ownership) -> dict[Path, int]:
         return adopt(bank, ownership, self.directory, self.own, self.signature())
 
-    def release(self, bank: ModelBank, held: set[SeriesKey], shards: int) -> set[SeriesKey]:
-        return release(bank, held, shards, self.directory, self.own)
+    def release(
+        self, bank: ModelBank, held: set[SeriesKey], shards: int, absent: frozenset[int] = frozenset()
+    ) -> set[SeriesKey]:
+        return release(bank, held, shards, self.directory, self.own, absent)

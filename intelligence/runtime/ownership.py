@@ -52,34 +52,41 @@ def _salt(shard: int) -> int:
     return _SHARD_SALT[shard] if shard < len(_SHARD_SALT) else _mix(shard + 1)
 
 
-def owner_of_digest(digest: int, shards: int) -> int:
-    """The shard whose weight for ``digest`` is highest (ties, vanishingly rare, go to the lower shard)."""
+def owner_of_digest(digest: int, shards: int, absent: frozenset[int] = frozenset()) -> int:
+    """The shard whose weight for ``digest`` is highest (ties, vanishingly rare, go to the lower shard), among
+    those not ``absent``."""
     if shards == 1:
         return 0
     best, best_weight = 0, -1
     for shard in range(shards):
+        if shard in absent:
+            continue
         weight = _mix(digest ^ _salt(shard))
         if weight > best_weight:
             best, best_weight = shard, weight
     return best
 
 
-def owner(key: SeriesKey, shards: int) -> int:
-    """The shard of ``shards`` that owns ``key``."""
-    return owner_of_digest(_digest(group_of(key)), shards)
+def owner(key: SeriesKey, shards: int, absent: frozenset[int] = frozenset()) -> int:
+    """The shard of ``shards`` that owns ``key`` (while the ``absent`` ones are gone: its runner-up among the rest)."""
+    return owner_of_digest(_digest(group_of(key)), shards, absent)
 
 
 @dataclass
 class Ownership:
-    """This replica's share of the series: shard ``index`` of ``count``. Owners are cached per workload."""
+    """This replica's share of the series: shard ``index`` of ``count``, while the shards ``absent`` are gone (their
+    series go to their runner-ups; see :mod:`~intelligence.storage.fleet_members`). Owners are cached per workload."""
 
     index: int = 0
     count: int = 1
+    absent: frozenset[int] = frozenset()
     _owners: dict[GroupKey, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.index < self.count:
             raise ValueError(f"shard {self.index} is not one of {self.count}")
+        if self.index in self.absent or not self.absent <= frozenset(range(self.count)):
+            raise ValueError(f"shards {sorted(self.absent)} cannot be absent from shard {self.index} of {self.count}")
 
     @property
     def sharded(self) -> bool:
@@ -91,11 +98,12 @@ class Ownership:
         group = group_of(key)
         found = self._owners.get(group)
         if found is None:
-            found = self._owners[group] = owner_of_digest(_digest(group), self.count)
+            found = self._owners[group] = owner_of_digest(_digest(group), self.count, self.absent)
         return found
 
     def owns(self, key: SeriesKey) -> bool:
         return self.count == 1 or self.owner(key) == self.index
 
     def __str__(self) -> str:
-        return f"shard {self.index}/{self.count}"
+        gone = f" (for absent {', '.join(map(str, sorted(self.absent)))} too)" if self.absent else ""
+        return f"shard {self.index}/{self.count}{gone}"

@@ -79,6 +79,7 @@ class Service:
     def warm_up(self, progress: Callable[[str, int, int], None] | None = None) -> StepReport:
         """The first step: backfill history (waiting for every cluster), reporting progress."""
         now = self.clock.now()
+        self.engine.announce(now)
         backfill = getattr(self.engine.collector, "backfill", None)
         result = backfill(now, progress) if backfill is not None else self.engine.collector.pull(now)
         return self.engine.process(result, now)
@@ -138,7 +139,9 @@ class Service:
     def checkpoint(self, wait: bool = False) -> None:
         engine = self.engine
         if engine.outgoing and engine.handover is not None:  # sharded: held until their owner's checkpoint has them
-            engine.outgoing = engine.handover.release(engine.bank, engine.outgoing, engine.fleet_count)
+            engine.outgoing = engine.handover.release(
+                engine.bank, engine.outgoing, engine.fleet_count, engine.fleet_absent
+            )
         self.checkpoints.take(engine.bank, wait, shards=engine.fleet_count)  # the split its series follow now
 
     def stop(self) -> None:

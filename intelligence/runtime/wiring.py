@@ -202,6 +202,7 @@ def build_service(
         placement_score_name=settings.kubernetes.placement_score_name,
         history=ForecastHistory(source.step_seconds, settings.history.keep_steps, settings.history.horizons),
         replica=replica,
+        takeover_after=settings.engine.takeover_after_seconds,
     )
     engine.leading, engine.outgoing = leading, held
     if replica.sharded:

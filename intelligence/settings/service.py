@@ -102,6 +102,9 @@ class EngineSettings(_Group):
 
     shard_index: int = Field(default=0, ge=0)
     shard_count: int = Field(default=1, ge=1)
+    # a shard of the fleet that no live replica runs for this long (its pod is gone or cannot start) has its series
+    # taken over by the others until it is back; a pod restarting within it keeps them (no hand-over back and forth)
+    takeover_after_seconds: float = Field(default=120.0, ge=0.0)
 
     @model_validator(mode="after")
     def _shard(self) -> EngineSettings:

@@ -17,12 +17,19 @@ shard ``i``, it stands aside (models, decides and leads nothing; it keeps servin
 is thus modelled by one replica of one split, whatever is done to the fleet, and by none
 only while its replica restarts; the logs and ``/healthz`` say which replicas to restart.
 
+A shard of the count in force that no live replica runs or follows (its pod is gone: deleted
+by ``kubectl scale``, evicted, stuck on a lost node) is *absent*; once it has been absent for
+``engine.takeover_after_seconds``, the others take its series over, each series going to its
+rendezvous runner-up, until a replica of that shard is back (:attr:`FleetVerdict.absent`).
+
 >>> live = [Member(0, 3, 10.0), Member(1, 3, 11.0), Member(2, 2, 50.0)]
 >>> v = judge(live, Member(2, 2, 50.0))
 >>> (v.count, v.out_of_step, v.mixed)
 (3, True, True)
 >>> judge(live, Member(0, 3, 10.0)).out_of_step
 False
+>>> sorted(judge(live[:2], Member(0, 3, 10.0)).absent)  # no live replica is shard 2
+[2]
 """
 
 from __future__ import annotations
@@ -56,6 +63,12 @@ class FleetVerdict:
     @property
     def mixed(self) -> bool:
         return len(self.by_count) > 1
+
+    @property
+    def absent(self) -> frozenset[int]:
+        """The shards of the count in force that no live replica runs or follows (theirs or another count's)."""
+        present = {shard for shards in self.by_count.values() for shard in shards}
+        return frozenset(range(self.count)) - present
 
     def describe(self) -> str:
         """E.g. ``shards 0, 1 run 3; shard 2 runs 2`` (the count in force first)."""

@@ -3,7 +3,8 @@ MLflow, with a shared checkpoint directory and a fake OCM hub.
 
 The union of the replicas' series is every series and they are disjoint; killing one (the leader, the StatefulSet's
 last ordinal) hands leadership over to another; resizing to two rolls out one pod at a time, and the series of the
-killed one continue from its checkpoint (what they had learnt, not from nothing) on the survivors: on the one restarted
+killed one continue from its checkpoint (what they had learnt, not from nothing) on the survivors: first while it is
+absent (taken over by their runner-ups), then as the resize goes on: on the one restarted
 with the new count at its start, and on the one still running the old count at run time, as it follows the count in
 force; at any time exactly one replica publishes the placement scores.
 
@@ -161,6 +162,7 @@ def settings(test_stack: Any, database_url: str, checkpoints: Path) -> dict[str,
         "collection": {"step_seconds": STEP, "reload_config": False},
         "storage": {"database_url": database_url, "checkpoint_dir": str(checkpoints)},
         "models": {"checkpoint_every_steps": 1},
+        "engine": {"takeover_after_seconds": 2 * STEP},
         "mlflow": {"tracking_uri": test_stack.mlflow_url, "experiment": f"e2e-shards-{uuid.uuid4().hex[:8]}"},
         "kubernetes": {"hub_context": "hub"},
         # the fleet's own work is enacted (placement scores on the hub); the workloads' floors stay recommendations
@@ -195,9 +197,11 @@ def index_of(fleet: Fleet, shard: int, count: int) -> dict[SeriesKey, tuple[floa
     return header.series
 
 
-def settled(fleet: Fleet, count: int) -> dict[int, dict[SeriesKey, tuple[float, int]]] | None:
-    """Every shard's checkpoint of a fleet of ``count``, once they list every series exactly once."""
-    indexes = {shard: index_of(fleet, shard, count) for shard in range(count)}
+def settled(
+    fleet: Fleet, count: int, shards: list[int] | None = None
+) -> dict[int, dict[SeriesKey, tuple[float, int]]] | None:
+    """The checkpoints of ``shards`` (all) of a fleet of ``count``, once they list every series exactly once."""
+    indexes = {shard: index_of(fleet, shard, count) for shard in (range(count) if shards is None else shards)}
     if any(index is None for index in indexes.values()):
         return None
     listed = [set(index) for index in indexes.values() if index is not None]
@@ -256,6 +260,14 @@ def test_three_shards_then_one_killed_and_two_left(fleet: Fleet, test_stack: Any
     warning = f"shard {successor.shard}/3: no fresh load from shard(s) 2 of 3"
     wait_for("the successor missing shard 2's load", lambda: warning in successor.log.read_text(errors="replace"))
     assert set(writers(fleet.hub, mark)) <= {f"shard-{successor.shard}-of-3"}
+    # once shard 2 has been absent for engine.takeover_after_seconds, the survivors take its series over, each to its
+    # runner-up, from its checkpoint and Prometheus' history since: every series is modelled again, once
+    taken = wait_for("the survivors' checkpoints listing every series once", lambda: settled(fleet, 3, [0, 1]))
+    for key in killed:
+        last, samples = taken[owner(key, 3, frozenset({2}))][key]
+        assert samples >= killed[key][1]
+        assert last >= killed[key][0]
+    assert all("no live replica runs shard(s) 2 of 3" in (r.health()["engine"]["last_error"] or "") for r in survivors)
 
     # resize to two as a StatefulSet rolls it out, one pod at a time: shard 1 restarts with the new count first,
     # while shard 0 still runs with 3. One against one, the newer count is in force: shard 0 follows it at once, as
@@ -287,7 +299,8 @@ def test_three_shards_then_one_killed_and_two_left(fleet: Fleet, test_stack: Any
     for key, (last, samples) in moved.items():
         assert samples >= killed[key][1] > cold, (key, samples, killed[key])
         assert last >= killed[key][0]
-    logs = "".join(r.log.read_text(errors="replace") for r in two)
+    # taken over while shard 2 was absent, its series were already where a fleet of two puts them (the runner-up)
+    logs = "".join(r.log.read_text(errors="replace") for r in [*survivors, *two])
     assert "adopted" in logs
     assert "bank-shard2.pkl (shard 2 of 3)" in logs
     assert len(leaders(two)) == 1

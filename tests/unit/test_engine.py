@@ -163,6 +163,7 @@ class KeptCollector:
     def __init__(self, keys: list[SeriesKey] = KEYS) -> None:
         self.keys = keys
         self.watermark = -1  # the last step returned
+        self.recollected: list[int] = []  # how many steps each recollect returned
 
     def pull(self, now: float) -> PullResult:
         last = int((now - T0) // STEP)
@@ -170,8 +171,10 @@ class KeptCollector:
         self.watermark = last
         return PullResult(got, health("cloud-1", "edge-1"))
 
-    def recollect(self, now: float) -> PullResult:
-        return PullResult(batches(self.keys, 0, self.watermark + 1), health("cloud-1", "edge-1"))
+    def recollect(self, now: float, since: float | None = None) -> PullResult:
+        first = 0 if since is None else int((since - T0) // STEP)
+        self.recollected.append(self.watermark + 1 - first)
+        return PullResult(batches(self.keys, first, self.watermark + 1 - first), health("cloud-1", "edge-1"))
 
     def close(self) -> None:
         pass
@@ -184,12 +187,21 @@ class Shard:
     """A replica of a sharded fleet as the service wires it: restored from its checkpoint in the shared directory,
     adopting what it owns from the others' at start, and checkpointing as the service does."""
 
-    def __init__(self, database: Database, directory: Path, index: int, count: int, started_at: float) -> None:
+    def __init__(
+        self,
+        database: Database,
+        directory: Path,
+        index: int,
+        count: int,
+        started_at: float,
+        takeover_after: float = 3600,
+    ) -> None:
         path = directory / checkpoint_name(index)
         replica = Replica(Ownership(index, count), StaticLeadership(index == 0), members=FleetMembers(database))
         replica.started_at = started_at
         self.engine = e = engine(database, [], index, count, replica)
         e.collector = KeptCollector()
+        e.takeover_after = takeover_after
         if path.exists():
             e.bank = ModelBank(e.bank.factory, interval=0.9, **checkpoint.load(path, SIGNATURE))
         e.handover = Handover(path, lambda: SIGNATURE)
@@ -242,6 +254,7 @@ def test_a_shrink_rolled_out_pod_by_pod_never_leaves_a_series_unmodelled(databas
     assert learnt_once_up_to(old[0], 26)
     assert learnt_once_up_to(new_1, 26)
     assert "shard 0/3 follows the fleet's 2 shards (shard 1 runs 2; shard 0 runs 3) as shard 0/2" in caplog.text
+    assert "are back" not in caplog.text  # the shards of another count are other shards
     assert old[0].engine.status.out_of_step.endswith("restart it with engine.shard_count=2")
     assert {f.key for f in old[0].engine.forecasts.query()} == set(modelled[0])  # it forecasts what it took over
     # then shard 0 restarts with the new count: it goes on from its own checkpoint, which lists the split of two
@@ -293,3 +306,42 @@ def test_a_growth_rolled_out_pod_by_pod_hands_series_over_with_their_state(datab
     old[0].checkpoint()
     assert old[0].engine.outgoing == set()
     assert not held & set(old[0].engine.bank.series_keys())
+
+
+def test_the_series_of_a_shard_gone_for_good_are_taken_over_until_it_is_back(database, tmp_path, caplog):
+    """``kubectl scale`` alone, a pod evicted or stuck on a lost node: no live replica runs shard 2. Once it has been
+    absent for ``takeover_after``, each of its series goes to its runner-up with its state; when shard 2 is back, it
+    has them again, and the others hand them back."""
+    caplog.set_level(logging.INFO, logger="intelligence.runtime.engine")
+    shards = [Shard(database, tmp_path, i, 3, T0 + i, takeover_after=3 * STEP) for i in range(3)]
+    for k in range(20, 24):
+        for shard in shards:
+            shard.step(k)
+        shards[2].checkpoint()
+    survivors = shards[:2]  # shard 2 dies without a word at step 23 (its checkpoint has learnt up to step 23)
+    for k in range(24, 31):
+        for shard in survivors:
+            shard.step(k)
+        if k < 30:  # live for three steps, then absent for three more before the others take over
+            assert [set(s.modelled()) for s in survivors] == [{x for x in KEYS if owner(x, 3) == i} for i in (0, 1)]
+    assert "no live replica runs shard(s) 2 of 3 for 900 s or more" in caplog.text
+    assert all("no live replica runs shard(s) 2 of 3" in (s.engine.status.out_of_step or "") for s in survivors)
+    taken = [set(s.modelled()) for s in survivors]
+    assert taken == [{x for x in KEYS if owner(x, 3, frozenset({2})) == i} for i in (0, 1)]
+    assert all(learnt_once_up_to(s, 30) for s in survivors)  # from shard 2's state, and its history since
+    assert [s.engine.collector.recollected for s in survivors] == [[8], [8]]  # steps 23..30, not the whole window
+    for shard in survivors:
+        shard.checkpoint()
+    back = Shard(database, tmp_path, 2, 3, T0 + 9000, takeover_after=3 * STEP)  # the pod is rescheduled
+    back.step(31)
+    assert set(back.modelled()) == {x for x in KEYS if owner(x, 3) == 2}
+    assert learnt_once_up_to(back, 31)  # adopted from the survivors' newer checkpoints, not its own older one
+    for shard in survivors:
+        shard.step(31)
+    assert "shard(s) 2 of 3 are back" in caplog.text
+    assert all(s.engine.status.out_of_step is None for s in survivors)
+    assert [set(s.modelled()) for s in survivors] == [{x for x in KEYS if owner(x, 3) == i} for i in (0, 1)]
+    back.checkpoint()
+    for shard in survivors:
+        shard.checkpoint()
+        assert shard.engine.outgoing == set()

@@ -2,6 +2,7 @@
 
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,6 +65,28 @@ def test_any_replica_may_leave_and_only_its_series_move():
         before = {k: owner(k, count) for k in keys}
         after = {k: owner(k, count - 1) for k in keys}
         assert {k for k in keys if before[k] != after[k]} == {k for k in keys if before[k] == count - 1}
+
+
+@settings(max_examples=60, deadline=None)
+@given(fleets, st.integers(2, 16), st.sets(st.integers(0, 15), max_size=4))
+def test_with_shards_absent_the_others_own_everything_and_only_the_absent_ones_series_move(fleet, count, gone):
+    keys = keys_of(fleet)
+    absent = frozenset(s for s in gone if s < count)
+    if len(absent) == count:
+        absent -= {min(absent)}
+    present = [i for i in range(count) if i not in absent]
+    shares = [{k for k in keys if Ownership(i, count, absent - {i}).owns(k)} for i in present]
+    assert set().union(*shares) == set(keys)
+    assert sum(len(share) for share in shares) == len(keys)
+    assert all(owner(k, count, absent) == owner(k, count) for k in keys if owner(k, count) not in absent)
+    # the runner-up of the last shard's series is their owner in a fleet one smaller: a scale-down's target
+    assert all(owner(k, count, frozenset({count - 1})) == owner(k, count - 1) for k in keys)
+
+
+@pytest.mark.parametrize(("index", "count", "absent"), [(0, 3, {0}), (0, 3, {3})])
+def test_an_ownership_cannot_count_itself_or_a_stranger_absent(index, count, absent):
+    with pytest.raises(ValueError, match=f"from shard {index} of {count}"):
+        Ownership(index, count, frozenset(absent))
 
 
 def test_shares_are_even():
