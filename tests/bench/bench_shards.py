@@ -14,7 +14,11 @@ load parts and shared forecasts) with an injected clock:
    (the history every replica learns at start): samples per second, per shard and for the fleet;
 2. steps: once every shard is warm (a barrier), each runs ``--steps`` engine steps as fast as it
    can, each step pulling one new sample of every series: the step time, split into the pull
-   (every replica pulls every cluster) and the rest (learn, forecast, decide, share, act).
+   (every replica pulls every cluster) and the rest (learn, forecast, decide, share, act);
+3. takeover (two shards or more): the last shard then leaves the fleet, and the others step on
+   until they have taken its series over (``engine.takeover_after_seconds`` is one step): the
+   series taken and the time of the step that adopts them from its checkpoint and replays their
+   history since.
 
 The memory per series is the growth of the resident set over the warm-up divided by the series
 owned (one shard). Then a projection per replica for ``--project`` series (1 million) at the
@@ -53,6 +57,7 @@ SIGNALS = [
     },
 ]
 GO = "go"
+GONE = "gone"  # the last shard has left the fleet
 KNATIVE_EVERY = 10  # one workload in ten is a Knative service with a request rate (its floor is decided)
 
 
@@ -192,6 +197,7 @@ def worker(config: Path, shard: int, shards: int, start: float, steps: int, barr
             for what, seconds in parts.items():
                 seconds.append(taken.get(what, 0.0))
         steps_wall, steps_cpu = time.perf_counter() - began, time.process_time() - cpu
+        takeover = take_over(service, clock, shard, shards, barrier.parent) if shards > 1 else None
         return {
             "shard": shard,
             "shards": shards,
@@ -215,9 +221,39 @@ def worker(config: Path, shard: int, shards: int, start: float, steps: int, barr
             "process_seconds_median": float(np.median(rest)),
             "parts_seconds_median": {what: float(np.median(v)) for what, v in parts.items()},
             "led_at_last_step": engine.leading,
+            "takeover": takeover,
         }
     finally:
         service.stop()
+
+
+def take_over(service: Any, clock: Any, shard: int, shards: int, runs: Path) -> dict[str, Any] | None:
+    """The last shard leaves once every shard has done its steps; the others step until they have taken its series
+    over (``engine.takeover_after_seconds`` is one step): the step that adopts them and replays their history."""
+    engine = service.engine
+    (runs / f"steady-{shard}").touch()
+    if shard == shards - 1:
+        while not all((runs / f"steady-{s}").exists() for s in range(shards)):
+            time.sleep(0.01)  # waiting for the others' steps, bounded by the parent's deadline
+        return None  # stopping (in the worker's finally) checkpoints it and leaves the fleet
+    while not (runs / GONE).exists():
+        time.sleep(0.01)  # waiting for the last shard to have left, bounded by the parent's deadline
+    before, rows = engine.series, []
+    for _ in range(3):  # absent from the first step on; taken over one step later
+        clock.advance(STEP)
+        now = clock.now()
+        t0 = time.perf_counter()
+        report = engine.process(engine.collector.pull(now), now)
+        rows.append({"seconds": time.perf_counter() - t0, "samples": report.samples, "series": engine.series})
+    taking = next((r for r in rows if r["series"] > before), None)
+    return {
+        "series_before": before,
+        "series_after": engine.series,
+        "taken": engine.series - before,
+        "step_seconds": None if taking is None else taking["seconds"],
+        "step_samples": None if taking is None else taking["samples"],
+        "steady_step_seconds": rows[-1]["seconds"],
+    }
 
 
 # -- the fleets -------------------------------------------------------------------------------------
@@ -261,6 +297,9 @@ def run_fleet(config: Path, shards: int, start: float, steps: int, workdir: Path
         time.sleep(0.1)  # polling the shard processes, bounded by the deadline
     warm_wall = time.perf_counter() - wall
     barrier.touch()
+    if shards > 1:  # the last shard leaves after the steps: the others take its series over
+        procs[-1][0].wait(timeout=1800)
+        (runs / GONE).touch()
     results = []
     for proc, out, log in procs:
         proc.wait(timeout=1800)
@@ -287,7 +326,24 @@ def run_fleet(config: Path, shards: int, start: float, steps: int, workdir: Path
             what: float(np.mean([r["parts_seconds_median"][what] for r in results]))
             for what in ("models", "share", "act")
         },
+        "takeover": takeover_of(results),
         "per_shard": results,
+    }
+
+
+def takeover_of(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The survivors' takeover of the last shard's series: how many, and the slowest survivor's step doing it."""
+    survivors = [r["takeover"] for r in results if r.get("takeover")]
+    if not survivors:
+        return None
+    steps = [t["step_seconds"] for t in survivors if t["step_seconds"] is not None]
+    left = next(r["series"] for r in results if not r.get("takeover"))
+    return {
+        "left_series": left,
+        "taken": sum(t["taken"] for t in survivors),
+        "complete": sum(t["taken"] for t in survivors) == left and len(steps) == len(survivors),
+        "step_seconds_max": max(steps) if steps else None,
+        "steady_step_seconds_max": max(t["steady_step_seconds"] for t in survivors),
     }
 
 
@@ -402,6 +458,7 @@ def main() -> int:
                     "collection": {"step_seconds": STEP, "backfill_hours": args.hours, "reload_config": False},
                     "storage": {"database_url": url, "checkpoint_dir": str(args.workdir / f"checkpoints-{shards}")},
                     "models": {"checkpoint_every_steps": 10_000},  # checkpoints are measured by bench_checkpoint
+                    "engine": {"takeover_after_seconds": STEP},
                     "mlflow": {"enabled": False},
                     "policy": {"mode": "recommend"},
                 }
@@ -453,6 +510,16 @@ def report(args: argparse.Namespace, fleets: list[dict[str, Any]], project: dict
             f"{f['shards']:>6}  {f['series'] / f['shards']:>12,.0f}  {f['warm_samples_per_s']:>17,.0f}  "
             f"{f['step_samples_per_s']:>14,.0f}  {f['step_seconds_median']:>7.3f}  {f['step_seconds_max']:>7.3f}  "
             f"{f['pull_seconds_mean']:>6.3f}  {parts['models']:>6.3f}  {parts['share']:>6.3f}  {parts['act']:>6.3f}"
+        )
+    for f in fleets:
+        t = f.get("takeover")
+        if t is None:
+            continue
+        step = "n/a" if t["step_seconds_max"] is None else f"{t['step_seconds_max']:.3f} s"
+        print(
+            f"fleet of {f['shards']}: shard {f['shards'] - 1} leaves; the others take {t['taken']:,} of its "
+            f"{t['left_series']:,} series over in a step of {step} (slowest survivor; "
+            f"{t['steady_step_seconds_max']:.3f} s the step after){'' if t['complete'] else '  INCOMPLETE'}"
         )
     if project is None:
         return
