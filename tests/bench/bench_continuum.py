@@ -27,8 +27,9 @@ Every tuned value is chosen on the ``tune`` halves and reported on both halves. 
 tuned: the rescheduling policy's ``move_cost`` (the capacity share a move must relieve), among
 ``--move-cost-grid`` (0.05, the service's default, 0.1, 0.2, 0.3), by the predictive arm alone on
 the ``tune`` half of every set against that half's static and threshold arms. The chosen value
-meets the most targets summed over the sets; ties go to the least throttling (the sum over the
-sets of the ratio to static's), then to the value listed first. Everything else is the service's
+meets the most targets summed over the sets; ties go to the fewest moves summed over the sets (a
+move is a cost, and throttling below the targets' bounds is not worth one more), then to the
+value listed first. Everything else is the service's
 defaults: the rescheduling policy and envelope, the forecaster, a 60-minute forecast horizon.
 As in the service, a workload's demand is learnt as a series of the cluster it serves from: after a
 move, its model on the destination starts afresh (``--series-follow-workload``: one series follows
@@ -231,12 +232,12 @@ def tune(args: argparse.Namespace, sets: list[str]) -> tuple[float, list[dict[st
                 "met": targets_met(static, threshold, arm),
             }
 
-    def score(trial: dict[str, object]) -> tuple[int, float]:
+    def score(trial: dict[str, object]) -> tuple[int, int]:
         sets_of = trial["sets"]
         assert isinstance(sets_of, dict)
         met = sum(sum(s["met"].values()) for s in sets_of.values())
-        ratio = sum(s["of_static"] or 0.0 for s in sets_of.values())
-        return -met, ratio
+        moves = sum(int(s["moves"]) for s in sets_of.values())
+        return -met, moves
 
     chosen = min(grid, key=lambda cost: score(trials[cost]))  # min keeps the first of equals
     print("\ntuning move_cost on the tune halves (predictive arm; throttled of static's / threshold's, moves):")
