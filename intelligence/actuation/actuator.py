@@ -29,7 +29,7 @@ from intelligence.decisions.policies import PolicyBook
 from intelligence.decisions.publication import Published
 from intelligence.storage.audit import QuietAuditLog
 from intelligence.storage.database import Database
-from intelligence.storage.decided import DecidedTargets
+from intelligence.storage.decided import Decided, DecidedTargets
 from intelligence.storage.ledger import ActionLedger
 from intelligence.storage.recommendations import Change, RecommendationStore
 from intelligence.vocabulary import (
@@ -119,6 +119,7 @@ class Actuator:
         report = ActuatorReport()
         enacting = self.enactor is not None and self.leading
         handled: set[int] = set()
+        publishing: list[tuple[Decision, Recommendation, Mode]] = []
         for d in decisions:
             mode = self.book.for_workload(d.target).mode
             if d.outcome is not Outcome.RECOMMEND or d.recommendation is None:
@@ -129,7 +130,10 @@ class Actuator:
                 detail = {"target": str(rec.target), "summary": d.explanation.summary}
                 self.audit.record_once(("observed", rec.target), "observed", now, detail)
                 continue
-            rec_id, change = self.store.publish(rec)
+            publishing.append((d, rec, mode))
+        published = self.store.publish_many([rec for _, rec, _ in publishing])  # one transaction for the step
+        decided: list[Decided] = []
+        for (d, rec, mode), (rec_id, change) in zip(publishing, published, strict=True):
             key = (rec.target, rec.lever)
             known = self.published.get(key)
             if change is Change.REFRESHED:
@@ -140,10 +144,12 @@ class Actuator:
                 log.info("recommendation %d (%s) for %s: %s", rec_id, change.value, rec.target, d.explanation.summary)
             until = rec.valid_until if rec.lever.scales else None
             if change is not Change.REFRESHED or (known is not None and known.until != until):
-                self.published[key] = self.decided.record(rec.target, rec.lever, rec.value, now, known, until)
+                decided.append(Decided(rec.target, rec.lever, rec.value, known, until))
             if mode is Mode.ENACT and enacting:
                 self._enact_when_needed(rec_id, rec, now, report)
                 handled.add(rec_id)
+        for entry, state in zip(decided, self.decided.record_many(decided, now), strict=True):  # one transaction too
+            self.published[(entry.target, entry.lever)] = state
         if enacting:
             assert self.enactor is not None
             for stored in self.store.find(status=RecommendationStatus.APPROVED, limit=1000):

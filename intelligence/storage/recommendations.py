@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -96,79 +97,90 @@ class RecommendationStore:
         ending now, or an approved or enacted one that says something else) a new one opens,
         revision 1.
         """
+        return self.publish_many([rec])[0]
+
+    def publish_many(self, recs: Sequence[Recommendation]) -> list[tuple[int, Change]]:
+        """:meth:`publish` each of ``recs``, in order, in one transaction (a step's decisions: one commit, not one
+        per recommendation); all or none are written."""
+        if not recs:
+            return []
+        with self.engine.begin() as conn:
+            return [self._publish(conn, rec) for rec in recs]
+
+    @staticmethod
+    def _publish(conn: sa.Connection, rec: Recommendation) -> tuple[int, Change]:
         now = rec.created_at
         params = jsonable(dict(rec.params))
-        with self.engine.begin() as conn:
-            _expire(conn, now, recommendations.c.dedup_key == rec.dedup_key)  # its time is over
-            row = conn.execute(_current(rec.dedup_key, now)).first()
-            if row is not None and row.params == params:
+        _expire(conn, now, recommendations.c.dedup_key == rec.dedup_key)  # its time is over
+        row = conn.execute(_current(rec.dedup_key, now)).first()
+        if row is not None and row.params == params:
+            conn.execute(
+                recommendations.update()
+                .where(recommendations.c.id == row.id)
+                .values(
+                    updated_at=now,
+                    valid_until=rec.valid_until,
+                    confidence=rec.confidence,
+                    in_force_at=rec.in_force_at,
+                )
+            )
+            return int(row.id), Change.REFRESHED  # the same value, still standing: no event
+        content = {
+            "kind": rec.kind.value,
+            "params": params,
+            "confidence": rec.confidence,
+            "explanation": jsonable(asdict(rec.explanation)),
+            "updated_at": now,
+            "valid_until": rec.valid_until,
+            "in_force_at": rec.in_force_at,
+        }
+        running = row is not None and (row.valid_until is None or aware(row.valid_until) > now)
+        if row is not None and running and row.status == RecommendationStatus.OPEN.value:
+            rec_id, revision, change = int(row.id), int(row.revision) + 1, Change.REVISED
+            conn.execute(
+                recommendations.update().where(recommendations.c.id == rec_id).values(**content, revision=revision)
+            )
+        else:
+            if row is not None and row.status == RecommendationStatus.OPEN.value:  # it ends now: another begins
                 conn.execute(
                     recommendations.update()
                     .where(recommendations.c.id == row.id)
-                    .values(
-                        updated_at=now,
-                        valid_until=rec.valid_until,
-                        confidence=rec.confidence,
-                        in_force_at=rec.in_force_at,
-                    )
+                    .values(status=RecommendationStatus.EXPIRED.value, updated_at=now)
                 )
-                return int(row.id), Change.REFRESHED  # the same value, still standing: no event
-            content = {
-                "kind": rec.kind.value,
-                "params": params,
-                "confidence": rec.confidence,
-                "explanation": jsonable(asdict(rec.explanation)),
-                "updated_at": now,
-                "valid_until": rec.valid_until,
-                "in_force_at": rec.in_force_at,
-            }
-            running = row is not None and (row.valid_until is None or aware(row.valid_until) > now)
-            if row is not None and running and row.status == RecommendationStatus.OPEN.value:
-                rec_id, revision, change = int(row.id), int(row.revision) + 1, Change.REVISED
-                conn.execute(
-                    recommendations.update().where(recommendations.c.id == rec_id).values(**content, revision=revision)
-                )
-            else:
-                if row is not None and row.status == RecommendationStatus.OPEN.value:  # it ends now: another begins
-                    conn.execute(
-                        recommendations.update()
-                        .where(recommendations.c.id == row.id)
-                        .values(status=RecommendationStatus.EXPIRED.value, updated_at=now)
-                    )
-                    write_recommendation_event(conn, int(row.id), now, {"reason": "its pulse ended; another begins"})
-                revision, change = 1, Change.OPENED
-                inserted = conn.execute(
-                    recommendations.insert().values(
-                        **content,
-                        dedup_key=rec.dedup_key,
-                        lever=rec.lever.value,
-                        cluster=rec.target.cluster,
-                        namespace=rec.target.namespace,
-                        workload=rec.target.name,
-                        status=RecommendationStatus.OPEN.value,
-                        created_at=now,
-                        revision=revision,
-                    )
-                ).inserted_primary_key
-                assert inserted is not None
-                rec_id = int(inserted[0])
-            conn.execute(
-                recommendation_revisions.insert().values(
-                    recommendation_id=rec_id,
+                write_recommendation_event(conn, int(row.id), now, {"reason": "its pulse ended; another begins"})
+            revision, change = 1, Change.OPENED
+            inserted = conn.execute(
+                recommendations.insert().values(
+                    **content,
+                    dedup_key=rec.dedup_key,
+                    lever=rec.lever.value,
+                    cluster=rec.target.cluster,
+                    namespace=rec.target.namespace,
+                    workload=rec.target.name,
+                    status=RecommendationStatus.OPEN.value,
+                    created_at=now,
                     revision=revision,
-                    kind=rec.kind.value,
-                    params=params,
-                    confidence=rec.confidence,
-                    summary=rec.explanation.summary[:2000],
-                    at=now,
                 )
+            ).inserted_primary_key
+            assert inserted is not None
+            rec_id = int(inserted[0])
+        conn.execute(
+            recommendation_revisions.insert().values(
+                recommendation_id=rec_id,
+                revision=revision,
+                kind=rec.kind.value,
+                params=params,
+                confidence=rec.confidence,
+                summary=rec.explanation.summary[:2000],
+                at=now,
             )
-            detail = {"revision": revision, "params": params, "summary": rec.explanation.summary}
-            if row is not None:
-                detail["previous"] = row.params
-            write_audit(conn, now, "recommended" if change is Change.OPENED else "revised", detail, rec_id)
-            write_recommendation_event(conn, rec_id, now, {"revision": revision})
-            return rec_id, change
+        )
+        detail = {"revision": revision, "params": params, "summary": rec.explanation.summary}
+        if row is not None:
+            detail["previous"] = row.params
+        write_audit(conn, now, "recommended" if change is Change.OPENED else "revised", detail, rec_id)
+        write_recommendation_event(conn, rec_id, now, {"revision": revision})
+        return rec_id, change
 
     def current(self, dedup_key: str, now: datetime) -> StoredRecommendation | None:
         """The recommendation that stands for a target and lever: the open one, or one approved or enacted whose

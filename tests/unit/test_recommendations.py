@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -7,6 +8,7 @@ from intelligence.decisions.outcomes import Decision, Outcome
 from intelligence.decisions.policies import PolicyBook
 from intelligence.runtime.specs import policy_spec
 from intelligence.settings import PolicySettings
+from intelligence.storage import recommendations as recommendations_module
 from intelligence.storage.audit import AuditLog
 from intelligence.storage.database import open_database
 from intelligence.storage.recommendations import Change, RecommendationStore
@@ -65,6 +67,33 @@ def test_one_open_recommendation_per_target_revised_in_place_with_its_history(st
         (3, {"min_scale": 4}, NOW + timedelta(minutes=15)),
     ]
     assert [e["event"] for e in AuditLog(store.database).entries()] == ["revised", "revised", "recommended"]
+
+
+def test_a_steps_recommendations_go_in_one_transaction_as_if_one_by_one(store, tmp_path, monkeypatch):
+    other = WorkloadRef("edge-1", "iot", "vision")
+    later = [rec(5, NOW + timedelta(minutes=m)) for m in (1, 2)]
+    batch = [rec(3), replace(rec(2), target=other), *later]
+    one_by_one = RecommendationStore(open_database(f"sqlite:///{tmp_path / 'one.db'}"))
+    sequential = [one_by_one.publish(r)[1] for r in batch]
+    assert [change for _, change in store.publish_many(batch)] == sequential
+    assert sequential == [Change.OPENED, Change.OPENED, Change.REVISED, Change.REFRESHED]
+    assert [(s.recommendation.target, s.revision) for s in store.find(status=None)] == [
+        (s.recommendation.target, s.revision) for s in one_by_one.find(status=None)
+    ]
+    one_by_one.database.close()
+    # all or none: when the database refuses one, the step's others are not written either
+    written: list[int] = []
+
+    def refusing(conn, rec_id, now, detail):
+        written.append(rec_id)
+        if len(written) == 2:
+            raise RuntimeError("database refused")
+
+    monkeypatch.setattr(recommendations_module, "write_recommendation_event", refusing)
+    news = [replace(rec(1), target=WorkloadRef("edge-1", "iot", name)) for name in ("a", "b")]
+    with pytest.raises(RuntimeError, match="refused"):
+        store.publish_many(news)
+    assert {s.recommendation.target.name for s in store.find(status=None)} == {"ingest", "vision"}
 
 
 def test_a_closed_recommendation_is_not_revised_a_new_one_opens(store):
