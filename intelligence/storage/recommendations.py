@@ -62,6 +62,47 @@ def _current(dedup_key: str, now: datetime) -> sa.Select[Any]:
     )
 
 
+def _standing(dedup_keys: Sequence[str], now: datetime) -> sa.Select[Any]:
+    """The rows :func:`_current` looks among, for several targets and levers at once (the newest of each wins)."""
+    standing = [RecommendationStatus.APPROVED.value, RecommendationStatus.ENACTED.value]
+    return (
+        sa.select(
+            recommendations.c.dedup_key,
+            recommendations.c.id,
+            recommendations.c.params,
+            recommendations.c.revision,
+            recommendations.c.status,
+            recommendations.c.valid_until,
+        )
+        .where(recommendations.c.dedup_key.in_(dedup_keys))
+        .where(recommendations.c.status.in_([RecommendationStatus.OPEN.value, *standing]))
+        .where(recommendations.c.valid_until.is_(None) | (recommendations.c.valid_until >= now))
+    )
+
+
+_REFRESH = (
+    recommendations.update()
+    .where(recommendations.c.id == sa.bindparam("rec_id"))
+    .values(
+        updated_at=sa.bindparam("at"),
+        valid_until=sa.bindparam("until"),
+        confidence=sa.bindparam("conf"),
+        in_force_at=sa.bindparam("in_force"),
+    )
+)
+
+
+def _refresh_values(rec_id: int, rec: Recommendation) -> dict[str, Any]:
+    """The same value still standing: its validity, confidence and time in force, refreshed (no event)."""
+    return {
+        "rec_id": rec_id,
+        "at": rec.created_at,
+        "until": rec.valid_until,
+        "conf": rec.confidence,
+        "in_force": rec.in_force_at,
+    }
+
+
 def _expire(conn: sa.Connection, now: datetime, *where: sa.ColumnElement[bool]) -> list[int]:
     """Open recommendations whose validity is over become expired (a floor's pulse ending now can still be
     extended by the decision of this step: see :meth:`~intelligence.decisions.publication.Published.running`);
@@ -101,30 +142,52 @@ class RecommendationStore:
 
     def publish_many(self, recs: Sequence[Recommendation]) -> list[tuple[int, Change]]:
         """:meth:`publish` each of ``recs``, in order, in one transaction (a step's decisions: one commit, not one
-        per recommendation); all or none are written."""
+        per recommendation); all or none are written.
+
+        A step's recommendations (one time, one per target and lever) expire, are looked up and are refreshed in
+        a few statements for all of them; only those that change are written one by one."""
         if not recs:
             return []
+        keys = [rec.dedup_key for rec in recs]
         with self.engine.begin() as conn:
-            return [self._publish(conn, rec) for rec in recs]
+            if len(set(keys)) < len(keys) or len({rec.created_at for rec in recs}) > 1:
+                return [self._publish(conn, rec) for rec in recs]  # one after the other: each sees the last
+            now = recs[0].created_at
+            standing: dict[str, Any] = {}
+            for chunk in range(0, len(keys), 500):
+                part = keys[chunk : chunk + 500]
+                _expire(conn, now, recommendations.c.dedup_key.in_(part))  # their time is over
+                for found in conn.execute(_standing(part, now)):
+                    if found.dedup_key not in standing or found.id > standing[found.dedup_key].id:
+                        standing[found.dedup_key] = found
+            out: list[tuple[int, Change]] = []
+            refreshed: list[dict[str, Any]] = []
+            for rec in recs:
+                row, params = standing.get(rec.dedup_key), jsonable(dict(rec.params))
+                if row is not None and row.params == params:
+                    refreshed.append(_refresh_values(int(row.id), rec))
+                    out.append((int(row.id), Change.REFRESHED))
+                else:
+                    out.append(self._change(conn, rec, row, params))
+            if refreshed:
+                conn.execute(_REFRESH, refreshed)
+            return out
 
-    @staticmethod
-    def _publish(conn: sa.Connection, rec: Recommendation) -> tuple[int, Change]:
+    @classmethod
+    def _publish(cls, conn: sa.Connection, rec: Recommendation) -> tuple[int, Change]:
         now = rec.created_at
         params = jsonable(dict(rec.params))
         _expire(conn, now, recommendations.c.dedup_key == rec.dedup_key)  # its time is over
         row = conn.execute(_current(rec.dedup_key, now)).first()
         if row is not None and row.params == params:
-            conn.execute(
-                recommendations.update()
-                .where(recommendations.c.id == row.id)
-                .values(
-                    updated_at=now,
-                    valid_until=rec.valid_until,
-                    confidence=rec.confidence,
-                    in_force_at=rec.in_force_at,
-                )
-            )
+            conn.execute(_REFRESH, [_refresh_values(int(row.id), rec)])
             return int(row.id), Change.REFRESHED  # the same value, still standing: no event
+        return cls._change(conn, rec, row, params)
+
+    @staticmethod
+    def _change(conn: sa.Connection, rec: Recommendation, row: Any, params: Any) -> tuple[int, Change]:
+        """Revise the open one (``row``) in place, or open a new one: the history, audit and event written."""
+        now = rec.created_at
         content = {
             "kind": rec.kind.value,
             "params": params,

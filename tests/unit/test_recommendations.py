@@ -1,3 +1,4 @@
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -94,6 +95,31 @@ def test_a_steps_recommendations_go_in_one_transaction_as_if_one_by_one(store, t
     with pytest.raises(RuntimeError, match="refused"):
         store.publish_many(news)
     assert {s.recommendation.target.name for s in store.find(status=None)} == {"ingest", "vision"}
+
+
+def test_a_steps_batch_writes_what_one_by_one_writes(store, tmp_path):
+    """Steps of distinct targets at one time go the bulk way (expire, look up and refresh all at once); the rows,
+    revisions, audit and events are those of publishing them one by one."""
+    rng = random.Random(7)
+    one_by_one = RecommendationStore(open_database(f"sqlite:///{tmp_path / 'one.db'}"))
+    targets = [WorkloadRef("edge-1", "iot", f"w{i}") for i in range(6)]
+    for step in range(30):
+        at = NOW + timedelta(minutes=20 * step)  # past a validity now and then: some expire, others open again
+        chosen = rng.sample(targets, rng.randint(1, len(targets)))
+        batch = [replace(rec(rng.choice([1, 2, 3]), at), target=t) for t in chosen]
+        assert [c for _, c in store.publish_many(batch)] == [one_by_one.publish(r)[1] for r in batch]
+
+    def rows(s: RecommendationStore) -> list[tuple]:
+        return [
+            (r.id, r.status, r.revision, r.recommendation.params, r.updated_at, [h.params for h in s.history(r.id)])
+            for r in s.find(status=None, limit=1000)
+        ]
+
+    assert rows(store) == rows(one_by_one)
+    audited = [[e["event"] for e in AuditLog(s.database).entries(limit=10_000)] for s in (store, one_by_one)]
+    assert audited[0] == audited[1]
+    assert {"recommended", "revised"} <= set(audited[0])
+    one_by_one.database.close()
 
 
 def test_a_closed_recommendation_is_not_revised_a_new_one_opens(store):
