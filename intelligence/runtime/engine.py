@@ -4,7 +4,9 @@
 test) drives it. Only the series this replica owns are modelled (:mod:`~intelligence.runtime.replica`);
 in a sharded fleet every replica decides the Knative floors of its own workloads, and the
 leader alone decides moves and placement scores (from every shard's part of the load) and
-enacts, for the whole fleet.
+enacts, for the whole fleet. When the split of the series it follows changes (the fleet's
+size, a shard absent or back: :mod:`~intelligence.runtime.split`), a replica takes the series
+it now owns over with their state and their history before the step's own samples.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from intelligence.runtime.handover import Handover
 from intelligence.runtime.history import ForecastHistory
 from intelligence.runtime.ownership import Ownership
 from intelligence.runtime.replica import Replica
+from intelligence.runtime.split import FleetSplit, SplitChange
 from intelligence.runtime.stores import AnomalyStore, ForecastStore
-from intelligence.storage.fleet_members import FleetVerdict, judge
 from intelligence.storage.progress import EngineProgress
 from intelligence.vocabulary import AnomalyScore, ClusterHealth, HealthState, SeriesBatch, SeriesKey
 from models.bank import ModelBank
@@ -117,23 +119,37 @@ class Engine:
         self.step_seconds = step_seconds
         self.ttl = recommendation_ttl
         self.replica = replica or Replica(Ownership(shard_index, shard_count))
-        self.ownership = self.replica.ownership  # the split this replica follows: its own, or the fleet's in force
-        self.aside = False  # sharded: its shard is not one of the fleet's in force; it models nothing
-        self.fleet_count = self.ownership.count  # sharded: the fleet size in force (this replica's own, or another)
-        self.fleet_absent: frozenset[int] = frozenset()  # sharded: shards of it whose series the others have taken
-        self.takeover_after = takeover_after  # seconds a shard is absent before the others take its series over
-        self._absent_since: dict[int, float] = {}  # shards of the count in force no live replica runs, since when
+        self.split = FleetSplit(self.replica, step_seconds, takeover_after)  # sharded: the split it follows
         self.handover: Handover | None = None  # sharded: the shared checkpoints series move through
         self.leading = False  # whether this replica led the fleet at its last step (see _lead)
         self.outgoing: set[SeriesKey] = set()  # held, not modelled: series another shard now owns (see handover)
         self._incomplete_since: float | None = None  # sharded leader: when the fleet's load was last incomplete
-        self._fleet_seen: str | None = None  # sharded: the fleet's make-up at the last step (logged when it changes)
         self.on_step = on_step
         self._timer = timer
         self.progress = progress  # where the last step's time is kept (durable), if anywhere
         self.shadow: ModelBank | None = None  # challengers, fed the same samples, never acting
         self.shadow_signals: frozenset[str] = frozenset()
         self.status = EngineStatus()
+
+    @property
+    def ownership(self) -> Ownership:
+        """The split this replica follows: its own, or the fleet's in force (see :mod:`~intelligence.runtime.split`)."""
+        return self.split.ownership
+
+    @property
+    def aside(self) -> bool:
+        return self.split.aside
+
+    @property
+    def fleet_count(self) -> int:
+        return self.split.count
+
+    @property
+    def fleet_absent(self) -> frozenset[int]:
+        return self.split.absent
+
+    def announce(self, now: float) -> None:
+        self.split.announce(now)
 
     @property
     def shard_index(self) -> int:
@@ -144,7 +160,7 @@ class Engine:
         return self.ownership.count
 
     def owns(self, key: SeriesKey) -> bool:
-        return not self.aside and self.ownership.owns(key)
+        return self.split.owns(key)
 
     @property
     def series(self) -> int:
@@ -208,125 +224,25 @@ class Engine:
         self.anomalies.drop(replaced)
         return True
 
-    def _fleet(self, now: float) -> FleetVerdict | None:
-        """Sharded: say this replica is alive, and judge which fleet size is in force (None: not sharded)."""
-        members = self.replica.members
-        if members is None:
-            return None
-        me = self.replica.member
-        self.announce(now)
-        verdict = judge(members.live(now - 3 * self.step_seconds), me)
-        seen = verdict.describe() if verdict.mixed else None
+    def _take_split(self, change: SplitChange, now: float, pulled: Sequence[SeriesBatch]) -> list[SeriesBatch]:
+        """The split this replica follows changed: adopt the series it owns now (their newest saved state, then their
+        history since, from the collector), and hold those another shard owns until that shard has checkpointed
+        them. Returns the history of the series it took over (to learn before this step's samples)."""
         mine = self.replica.ownership
-        if seen != self._fleet_seen:
-            if verdict.out_of_step and mine.index >= verdict.count:
-                log.error(
-                    "%s stands aside: the fleet runs %d shards (%s) and has no shard %d; it models, decides and leads "
-                    "nothing until the fleet agrees again (docs/deployment.md#sharding)",
-                    mine,
-                    verdict.count,
-                    seen,
-                    mine.index,
-                )
-            elif verdict.out_of_step:
-                log.warning(
-                    "%s follows the fleet's %d shards (%s) as shard %d/%d until it is restarted with "
-                    "engine.shard_count=%d (docs/deployment.md#sharding)",
-                    mine,
-                    verdict.count,
-                    seen,
-                    mine.index,
-                    verdict.count,
-                    verdict.count,
-                )
-            elif seen is not None:
-                log.warning(
-                    "%s: replicas of another fleet size are alive (%s); they follow %d shards until they are "
-                    "restarted with it",
-                    mine,
-                    seen,
-                    verdict.count,
-                )
-            else:
-                log.info("%s: every live replica runs %d shards again", mine, mine.count)
-            self._fleet_seen = seen
-        if not verdict.out_of_step:
-            self.status.out_of_step = None
-        elif mine.index >= verdict.count:
-            self.status.out_of_step = f"{mine} stands aside: the fleet runs {verdict.count} shards ({seen})"
-        else:
-            self.status.out_of_step = (
-                f"{mine} follows the fleet's {verdict.count} shards as shard {mine.index}/{verdict.count} "
-                f"({seen}): restart it with engine.shard_count={verdict.count}"
-            )
-        return verdict
-
-    def announce(self, now: float) -> None:
-        """Sharded: say that this replica is alive (at every step; and before a long first step, so that the others
-        do not take its series over while it backfills)."""
-        if self.replica.members is not None:
-            self.replica.members.beat(self.replica.member, now)
-
-    def _absent(self, verdict: FleetVerdict, now: float) -> frozenset[int]:
-        """The shards of the count in force absent for ``takeover_after`` seconds (a change is logged)."""
-        for shard in set(self._absent_since) - verdict.absent:
-            del self._absent_since[shard]
-        for shard in verdict.absent:
-            self._absent_since.setdefault(shard, now)
-        absent = frozenset(s for s, since in self._absent_since.items() if now - since >= self.takeover_after)
-        if absent != self.fleet_absent:
-            gone, back = sorted(absent - self.fleet_absent), sorted(self.fleet_absent - absent)
-            if gone:
-                log.warning(
-                    "%s: no live replica runs shard(s) %s of %d for %.0f s or more: the others take their series "
-                    "over until they are back",
-                    self.replica.ownership,
-                    ", ".join(map(str, gone)),
-                    verdict.count,
-                    self.takeover_after,
-                )
-            if back:
-                log.info(
-                    "%s: shard(s) %s of %d are back", self.replica.ownership, ", ".join(map(str, back)), verdict.count
-                )
-        return absent
-
-    def _follow(self, verdict: FleetVerdict, now: float, pulled: Sequence[SeriesBatch]) -> list[SeriesBatch]:
-        """Sharded: model the fleet's split in force, whatever this replica was started with, taking the series of
-        absent shards over with the others. When the split it follows changes, it adopts the series it owns now
-        (their newest saved state, then their history since, from the collector) and holds those another shard owns
-        until that shard has checkpointed them. Returns the history of the series it took over (to learn before this
-        step's samples)."""
-        mine = self.replica.ownership
-        if verdict.count != self.fleet_count:  # another count is in force: its shards are other shards
-            self._absent_since.clear()
-            self.fleet_absent = frozenset()
-        self.fleet_count = verdict.count
-        absent = self.fleet_absent = self._absent(verdict, now)
-        if absent:
-            gone = f"no live replica runs shard(s) {', '.join(map(str, sorted(absent)))} of {verdict.count}"
-            self.status.out_of_step = "; ".join(filter(None, (self.status.out_of_step, gone)))
-        target = Ownership(mine.index, verdict.count, absent - {mine.index}) if mine.index < verdict.count else None
-        if target is None:
-            if not self.aside:
-                self.aside = True
-                self.outgoing = set(self.bank.series_keys())
-                self._unserve(self.outgoing)
-                log.info("%s holds its %d series until their owners have them", mine, len(self.outgoing))
+        if change.after is None:
+            self.outgoing = set(self.bank.series_keys())
+            self._unserve(self.outgoing)
+            log.info("%s holds its %d series until their owners have them", mine, len(self.outgoing))
             return []
-        if not self.aside and (target.count, target.absent) == (self.ownership.count, self.ownership.absent):
-            return []
-        before = None if self.aside else self.ownership
-        self.ownership, self.aside = target, False
-        adopted = self.handover.adopt(self.bank, target) if self.handover is not None else {}
-        self.outgoing = handover.outgoing(self.bank, target)
+        adopted = self.handover.adopt(self.bank, change.after) if self.handover is not None else {}
+        self.outgoing = handover.outgoing(self.bank, change.after)
         self._unserve(self.outgoing)
-        history = self._recollect(before, target, now, pulled)
+        history = self._recollect(change.before, change.after, now, pulled)
         log.info(
             "%s now models %s: %d series from the checkpoints of other shards, history of %d series recollected"
             " (%d samples), %d series held until their new owners have them",
             mine,
-            target,
+            change.after,
             sum(adopted.values()),
             len(history),
             sum(len(b) for b in history),
@@ -467,8 +383,9 @@ class Engine:
         """Score, learn, forecast, decide and act on one pull's samples."""
         started = self._timer() if started is None else started
         when = datetime.fromtimestamp(now, UTC)
-        verdict = self._fleet(now)
-        taken = self._follow(verdict, now, result.batches) if verdict is not None else []
+        change = self.split.update(now)
+        self.status.out_of_step = self.split.note
+        taken = self._take_split(change, now, result.batches) if change is not None else []
         if self.aside:
             return self._stand_aside(when, started)
         leading = self._lead(when)

@@ -201,7 +201,7 @@ class Shard:
         replica.started_at = started_at
         self.engine = e = engine(database, [], index, count, replica)
         e.collector = KeptCollector()
-        e.takeover_after = takeover_after
+        e.split.takeover_after = takeover_after
         if path.exists():
             e.bank = ModelBank(e.bank.factory, interval=0.9, **checkpoint.load(path, SIGNATURE))
         e.handover = Handover(path, lambda: SIGNATURE)
@@ -238,7 +238,7 @@ def test_a_shrink_rolled_out_pod_by_pod_never_leaves_a_series_unmodelled(databas
     """3 -> 2 as a StatefulSet rolls it out: the last ordinal goes, then shard 1 restarts with 2 while shard 0 still
     runs 3. Shard 0 follows the count in force at once: it takes shard 2's series it owns in a fleet of two over from
     shard 2's checkpoint and replays their history since from the collector."""
-    caplog.set_level(logging.INFO, logger="intelligence.runtime.engine")
+    caplog.set_level(logging.INFO, logger="intelligence.runtime")
     old = [Shard(database, tmp_path, i, 3, T0 + i) for i in range(3)]
     for k in range(20, 26):
         for shard in old:
@@ -274,7 +274,7 @@ def test_a_growth_rolled_out_pod_by_pod_hands_series_over_with_their_state(datab
     """2 -> 3: the new last ordinal starts first and stands aside (a fleet of two has no shard 2); once shard 1
     restarts with 3, shard 0 follows three shards: shard 2 takes its series over, and shard 0 holds them until
     shard 2's checkpoint has them."""
-    caplog.set_level(logging.INFO, logger="intelligence.runtime.engine")
+    caplog.set_level(logging.INFO, logger="intelligence.runtime")
     old = [Shard(database, tmp_path, i, 2, T0 + i) for i in range(2)]
     for k in range(20, 24):
         for shard in old:
@@ -312,7 +312,7 @@ def test_the_series_of_a_shard_gone_for_good_are_taken_over_until_it_is_back(dat
     """``kubectl scale`` alone, a pod evicted or stuck on a lost node: no live replica runs shard 2. Once it has been
     absent for ``takeover_after``, each of its series goes to its runner-up with its state; when shard 2 is back, it
     has them again, and the others hand them back."""
-    caplog.set_level(logging.INFO, logger="intelligence.runtime.engine")
+    caplog.set_level(logging.INFO, logger="intelligence.runtime")
     shards = [Shard(database, tmp_path, i, 3, T0 + i, takeover_after=3 * STEP) for i in range(3)]
     for k in range(20, 24):
         for shard in shards:
